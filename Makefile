@@ -1,0 +1,36 @@
+# Two commands on a fresh machine with Python 3.11: `make demo` and `make test`.
+# Both create .venv and install the project into it when it is missing.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+MINUTES ?= 5
+OUT     ?= demo_out
+ARGS    ?=
+
+.PHONY: install test lint demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -c "import torch, pytorch3d, mcubes, trimesh, plyfile, cv2, imageio_ffmpeg, safetensors"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(VENV)/bin/pytest -q $(ARGS)
+
+demo: $(STAMP)
+	$(VENV)/bin/linkgan demo --minutes $(MINUTES) --out $(OUT)
+
+bench: $(STAMP)
+	$(PY) bench/train_step.py --config configs/quickstart_2d.yaml --out bench/results/train_step.json
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

@@ -1,0 +1,313 @@
+"""Typed configuration: dataclasses mirrored by YAML, strict loading, ``--set`` overrides.
+
+Every field is documented where it is declared. Unknown keys are an error that names the
+key path (``link.lamda_in``), so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from link_core.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    path: str = ""
+    """Image folder or zip (StyleGAN/EG3D layout). Empty: the built-in toy-face data set."""
+    resolution: int = 32
+    """Image resolution (power of two). Must match the data set's images."""
+    xflip: bool = False
+    """Mirror augmentation (doubles the data set)."""
+    num_images: int = 4096
+    """Size of the built-in procedural data set (ignored for folders/zips)."""
+    seed: int = 0
+    """Seed of the built-in procedural data set."""
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "stylegan2"
+    """Which backbone builds G and D: ``stylegan2`` (2D) or ``eg3d`` (tri-plane, 3D-aware)."""
+    resolution: int = 32
+    """Output image resolution (power of two, 16..1024); equals ``data.resolution``."""
+    z_dim: int = 64
+    w_dim: int = 64
+    """Width of w; link axes index into it. The paper links 64 of 512 axes per part."""
+    c_dim: int = 0
+    """Conditioning label size (0: unconditional). EG3D cameras are 25 floats."""
+    mapping_layers: int = 2
+    mapping_lr_mult: float = 0.01
+    channel_base: int = 1024
+    """Channels at resolution r are ``min(channel_base // r, channel_max)`` (StyleGAN2)."""
+    channel_max: int = 32
+    use_noise: bool = True
+    mbstd_group: int = 4
+    d_channel_base: int = 0
+    """Discriminator channel base; 0 means the same as ``channel_base``."""
+    d_channel_max: int = 0
+    """Discriminator channel cap; 0 means the same as ``channel_max``."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Backbone-specific settings (e.g. EG3D's tri-plane and rendering options)."""
+
+
+@dataclass
+class LinkConfig:
+    enabled: bool = True
+    """Switch the link regularizer (paper eq. 6) on or off."""
+    links: list[dict[str, Any]] = field(default_factory=list)
+    """Links ``{name, axes: [start, stop] | [i, j, ...], region: {box | boxes | mask}}``."""
+    alpha: float = 1.0
+    """Perturbation strength α in ``w + α·p``, ``p ~ N(0, I)`` (paper §3.2)."""
+    lambda_in: float = 1.0
+    """λ₁: weight of L_i, the change inside the region when the complement is perturbed."""
+    lambda_out: float = 1.0
+    """λ₂: weight of L_iᶜ, the change outside the region when the link's axes are perturbed."""
+    interval: int = 8
+    """Lazy regularization: apply every N generator steps, loss scaled by N (paper: 8)."""
+    feed_d: bool = True
+    """Also show the perturbed images to D as fakes (paper: on)."""
+    maps: dict[str, float] = field(default_factory=lambda: {"image": 1.0})
+    """Output maps the loss regularizes, with a weight each (EG3D adds image_raw, depth)."""
+    batch_shrink: int = 1
+    """Run the link phase on ``batch // batch_shrink`` samples (cheaper lazy phase)."""
+
+
+@dataclass
+class LossConfig:
+    r1_gamma: float = 0.0
+    """R1 weight γ (``γ/2·‖∇D‖²``); 0 picks StyleGAN2-ADA's ``0.0002·res²/batch``."""
+    r1_interval: int = 16
+    pl_weight: float = 0.0
+    """Path-length regularization weight (StyleGAN2 uses 2); 0 switches it off."""
+    pl_interval: int = 4
+    pl_decay: float = 0.01
+    pl_batch_shrink: int = 2
+    style_mixing: float = 0.9
+    """Probability of style mixing in G's main phase."""
+
+
+@dataclass
+class TrainConfig:
+    batch: int = 16
+    lr_g: float = 0.0025
+    lr_d: float = 0.0025
+    beta1: float = 0.0
+    beta2: float = 0.99
+    kimg: float = 0.0
+    """Stop after this many thousand real images shown to D (0: no kimg budget)."""
+    minutes: float = 0.0
+    """Stop after this many minutes of wall time (0: no time budget)."""
+    seed: int = 0
+    ema_kimg: float = 0.0
+    """EMA half-life in kimg; 0 picks StyleGAN2-ADA's ``batch·10/32``."""
+    ema_rampup: float = 0.05
+    """EMA half-life ramp-up as a fraction of images seen (0: off)."""
+    ckpt_every_minutes: float = 1.0
+    """Write a resumable checkpoint at most this often (and always at the end)."""
+    keep_ckpts: int = 3
+    sample_every_kimg: float = 10.0
+    log_every_steps: int = 20
+    num_threads: int = 0
+    """torch CPU threads; 0 leaves torch's default."""
+    device: str = "auto"
+    """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+
+
+@dataclass
+class MetricsConfig:
+    num: int = 256
+    """Samples for link_mse."""
+    seed: int = 1000
+    """First seed of the fixed evaluation seeds."""
+    mode: str = "resample"
+    """``resample``: take the axes from another mapped w; ``perturb``: w + α·p."""
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    link: LinkConfig = field(default_factory=LinkConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+
+
+# ----------------------------------------------------------------------------------------
+# Dict <-> dataclass, strictly.
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{where}: {value!r} does not match {tp}")
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (arg,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, arg, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        _, varg = typing.get_args(tp) or (str, Any)
+        return {str(k): _coerce(v, varg, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
+
+
+def _from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            path = f"{where}.{key}" if where else str(key)
+            raise ConfigError(f"unknown config key '{path}' (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{where}.{key}" if where else key
+        kwargs[key] = _coerce(value, hints[key], path)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> Config:
+    """Build a :class:`Config` from a (possibly partial) nested mapping; strict on keys."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config: expected a mapping at the top level, got {type(data).__name__}")
+    cfg = _from_dict(Config, data)
+    validate_config(cfg)
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a YAML preset (or defaults when ``path`` is None) and apply ``a.b=value`` overrides.
+
+    Override values are parsed as YAML, so ``--set 'link.links=[{name: eyes, ...}]'`` works.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+    data = apply_overrides(data, overrides)
+    return config_from_dict(data)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    data = copy.deepcopy(data)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {key}: '{part}' is not a section")
+        node[parts[-1]] = value
+    return data
+
+
+def _power_of_two(n: int) -> bool:
+    return n > 0 and n & (n - 1) == 0
+
+
+def validate_config(cfg: Config) -> None:
+    """Value checks that do not need a data set or a network (links are checked by link.py)."""
+    if not _power_of_two(cfg.model.resolution) or not 16 <= cfg.model.resolution <= 1024:
+        raise ConfigError(
+            f"model.resolution: {cfg.model.resolution} is not a power of two in 16..1024"
+        )
+    if cfg.data.resolution != cfg.model.resolution:
+        raise ConfigError(
+            f"data.resolution ({cfg.data.resolution}) differs from model.resolution "
+            f"({cfg.model.resolution})"
+        )
+    positive = {
+        "train.batch": cfg.train.batch,
+        "link.interval": cfg.link.interval,
+        "link.batch_shrink": cfg.link.batch_shrink,
+        "loss.r1_interval": cfg.loss.r1_interval,
+        "loss.pl_interval": cfg.loss.pl_interval,
+        "model.w_dim": cfg.model.w_dim,
+        "model.z_dim": cfg.model.z_dim,
+        "metrics.num": cfg.metrics.num,
+    }
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{key}: must be positive, got {value}")
+    for key, value in {"train.kimg": cfg.train.kimg, "train.minutes": cfg.train.minutes}.items():
+        if value < 0:
+            raise ConfigError(f"{key}: must be >= 0, got {value}")
+    if cfg.metrics.mode not in ("resample", "perturb"):
+        raise ConfigError(
+            f"metrics.mode: expected 'resample' or 'perturb', got {cfg.metrics.mode!r}"
+        )
+    if cfg.train.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"train.device: expected auto, cpu or cuda, got {cfg.train.device!r}")
+    for name, weight in cfg.link.maps.items():
+        if weight < 0:
+            raise ConfigError(f"link.maps.{name}: weight must be >= 0, got {weight}")

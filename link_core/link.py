@@ -1,0 +1,362 @@
+"""The LinkGAN regularizer (paper §3.2, eqs. 3–6), shared by every backbone.
+
+A *link* ties a set of axes of w to a region of the image. For each link i we perturb w
+on the link's axes (x₁) and on the complement (x₂) and penalize
+
+    L_i  = ‖M_i  ⊙ (x₂ − x)‖²     (eq. 3: the region must not move when the rest moves)
+    L_iᶜ = ‖M_iᶜ ⊙ (x₁ − x)‖²     (eq. 4: the rest must not move when the link moves)
+    L_reg = Σ_i λ₁·L_i + λ₂·L_iᶜ  (eqs. 5, 6)
+
+Normalization (so λ means the same at every resolution and region size): each squared norm
+is divided by the mask's mass times the channel count, i.e. it is the *mean squared change
+per masked pixel and channel*, averaged over the batch. A sample whose mask is empty adds 0.
+
+The loss is computed on any set of output maps (``image`` for 2D; EG3D adds ``image_raw``
+and a normalized ``image_depth``), each with its own weight; the region's mask is made at
+the resolution of ``image`` and resized to each map.
+
+Everything here is a pure function of tensors and a render callable: schedules, intervals
+and gains live in the training loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from link_core.errors import ConfigError
+
+Outputs = dict[str, torch.Tensor]
+RenderFn = Callable[[torch.Tensor, torch.Tensor | None], Outputs]
+"""``render(ws [B, num_ws, w_dim], c [B, c_dim] | None) -> {"image": [B, 3, H, W], ...}``."""
+
+
+class Region(Protocol):
+    """Gives the link's mask for a batch of generated outputs.
+
+    ``region(outputs, c) -> [B, 1, H, W]`` in [0, 1] at the resolution of ``outputs["image"]``.
+    Computed without gradients; it may depend on the instance (semantic masks) or on the
+    camera (3-D regions).
+    """
+
+    def __call__(self, outputs: Outputs, c: torch.Tensor | None) -> torch.Tensor: ...
+
+
+MaskProvider = Callable[[Outputs, "torch.Tensor | None"], torch.Tensor]
+
+
+def _box_coverage(lo: float, hi: float, n: int, device: torch.device) -> torch.Tensor:
+    """Fraction of each of ``n`` pixel intervals ``[k/n, (k+1)/n]`` covered by ``[lo, hi]``."""
+    edges = torch.arange(n + 1, device=device, dtype=torch.float32) / n
+    left = torch.clamp(edges[:-1], min=lo)
+    right = torch.clamp(edges[1:], max=hi)
+    return torch.clamp(right - left, min=0.0) * n
+
+
+@dataclass(frozen=True)
+class BoxRegion:
+    """One or several fixed normalized boxes ``(x0, y0, x1, y1)``, the same for every instance.
+
+    Pixels are weighted by the fraction of their area inside a box, so a box on the pixel
+    grid gives a binary mask and a box between pixels gives a soft border. Several boxes are
+    united with ``max``.
+    """
+
+    boxes: tuple[tuple[float, float, float, float], ...]
+
+    def mask(self, height: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """``[1, 1, H, W]`` coverage mask."""
+        device = torch.device(device)
+        out = torch.zeros(height, width, device=device)
+        for x0, y0, x1, y1 in self.boxes:
+            cov_y = _box_coverage(y0, y1, height, device)
+            cov_x = _box_coverage(x0, x1, width, device)
+            out = torch.maximum(out, cov_y[:, None] * cov_x[None, :])
+        return out[None, None]
+
+    def __call__(self, outputs: Outputs, c: torch.Tensor | None = None) -> torch.Tensor:
+        image = outputs["image"]
+        m = self.mask(image.shape[-2], image.shape[-1], image.device)
+        return m.expand(image.shape[0], 1, -1, -1)
+
+
+@dataclass(frozen=True)
+class MaskRegion:
+    """Per-sample masks from a provider (a segmenter, part labels, a colour rule).
+
+    The provider sees the generated outputs (detached) and returns ``[B, 1, H, W]`` in [0, 1]:
+    the paper's semantic links, whose region moves from instance to instance.
+    """
+
+    name: str
+    provider: MaskProvider
+
+    def __call__(self, outputs: Outputs, c: torch.Tensor | None = None) -> torch.Tensor:
+        image = outputs["image"]
+        with torch.no_grad():
+            m = self.provider({k: v.detach() for k, v in outputs.items()}, c)
+        if m.dim() != 4 or m.shape[0] != image.shape[0] or m.shape[1] != 1:
+            raise ValueError(
+                f"mask provider '{self.name}' returned shape {tuple(m.shape)}, "
+                f"expected [{image.shape[0]}, 1, H, W]"
+            )
+        return resize_mask(m.float().clamp(0, 1), image.shape[-2:])
+
+
+@dataclass(frozen=True)
+class Link:
+    """A link: a name, the indices of w it owns, and the region they control."""
+
+    name: str
+    axes: tuple[int, ...]
+    region: Region
+
+    def axis_mask(self, w_dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """``[w_dim]`` with 1 on the link's axes and 0 elsewhere."""
+        m = torch.zeros(w_dim, device=device)
+        m[list(self.axes)] = 1.0
+        return m
+
+
+# ----------------------------------------------------------------------------------------
+# Building links from config specs.
+
+
+def parse_axes(spec: Any, where: str) -> tuple[int, ...]:
+    """Axes from config: ``[start, stop]`` (a half-open range), ``"a:b"``, a list of indices
+    (any length other than two), or ``{indices: [...]}`` (any length, including two)."""
+    if isinstance(spec, dict):
+        if set(spec) != {"indices"}:
+            raise ConfigError(f"{where}.axes: expected {{indices: [...]}}, got {spec!r}")
+        spec = spec["indices"]
+        values = list(spec) if isinstance(spec, list | tuple) else [spec]
+    elif isinstance(spec, str) and ":" in spec:
+        try:
+            a, b = (int(s) for s in spec.split(":"))
+        except ValueError:
+            raise ConfigError(f"{where}.axes: cannot parse range {spec!r}") from None
+        values = list(range(a, b))
+    elif isinstance(spec, list | tuple) and len(spec) == 2:
+        a, b = spec
+        if not (isinstance(a, int) and isinstance(b, int)) or b <= a:
+            raise ConfigError(f"{where}.axes: range [start, stop] needs integers start < stop")
+        values = list(range(a, b))
+    elif isinstance(spec, list | tuple):
+        values = list(spec)
+    else:
+        raise ConfigError(f"{where}.axes: expected [start, stop] or a list of indices")
+    if not values:
+        raise ConfigError(f"{where}.axes: no axes")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ConfigError(f"{where}.axes: indices must be integers, got {values!r}")
+    if len(set(values)) != len(values):
+        raise ConfigError(f"{where}.axes: repeated indices")
+    return tuple(sorted(values))
+
+
+def _parse_box(box: Any, where: str) -> tuple[float, float, float, float]:
+    if not isinstance(box, list | tuple) or len(box) != 4:
+        raise ConfigError(f"{where}: a box is [x0, y0, x1, y1], got {box!r}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box):
+        raise ConfigError(f"{where}: box values must be numbers, got {box!r}")
+    x0, y0, x1, y1 = (float(v) for v in box)
+    if min(x0, y0, x1, y1) < 0.0 or max(x0, y0, x1, y1) > 1.0:
+        raise ConfigError(f"{where}: box {list(box)} lies outside [0, 1]")
+    if x1 <= x0 or y1 <= y0:
+        raise ConfigError(f"{where}: box {list(box)} is empty (needs x0 < x1 and y0 < y1)")
+    return (x0, y0, x1, y1)
+
+
+RegionFactory = Callable[[Any, str], Region]
+"""Builds a region from its config value and the config path (for messages)."""
+
+
+def build_region(
+    spec: Any,
+    where: str,
+    providers: Mapping[str, MaskProvider] | None = None,
+    region_kinds: Mapping[str, RegionFactory] | None = None,
+) -> Region:
+    """A region from ``{box: [...]}``, ``{boxes: [[...], ...]}`` or ``{mask: NAME}``.
+
+    ``providers`` maps mask names to providers; ``region_kinds`` lets a backbone add kinds
+    (EG3D's ``box3d``) without this module knowing about it.
+    """
+    if not isinstance(spec, dict) or len(spec) != 1:
+        kinds = ["box", "boxes", "mask", *(region_kinds or {})]
+        raise ConfigError(f"{where}: expected exactly one of {kinds}, got {spec!r}")
+    ((kind, value),) = spec.items()
+    if kind == "box":
+        return BoxRegion((_parse_box(value, f"{where}.box"),))
+    if kind == "boxes":
+        if not isinstance(value, list | tuple) or not value:
+            raise ConfigError(f"{where}.boxes: expected a non-empty list of boxes")
+        return BoxRegion(tuple(_parse_box(b, f"{where}.boxes[{i}]") for i, b in enumerate(value)))
+    if kind == "mask":
+        if callable(value):
+            return MaskRegion(getattr(value, "__name__", "mask"), value)
+        providers = providers or {}
+        if not isinstance(value, str) or value not in providers:
+            known = ", ".join(sorted(providers)) or "none configured"
+            raise ConfigError(f"{where}.mask: unknown mask provider {value!r} (available: {known})")
+        return MaskRegion(value, providers[value])
+    if region_kinds and kind in region_kinds:
+        return region_kinds[kind](value, f"{where}.{kind}")
+    known = ["box", "boxes", "mask", *(region_kinds or {})]
+    raise ConfigError(f"{where}: unknown region kind '{kind}' (known: {', '.join(known)})")
+
+
+def build_links(
+    specs: Sequence[Mapping[str, Any]],
+    w_dim: int,
+    providers: Mapping[str, MaskProvider] | None = None,
+    region_kinds: Mapping[str, RegionFactory] | None = None,
+) -> list[Link]:
+    """Validate link specs from the config and build :class:`Link` objects.
+
+    Refuses axes outside ``[0, w_dim)``, axes shared by two links, a link owning every axis
+    (its complement would be empty), duplicate names, and invalid or empty regions.
+    """
+    links: list[Link] = []
+    owner: dict[int, str] = {}
+    for i, spec in enumerate(specs):
+        where = f"link.links[{i}]"
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where}: expected {{name, axes, region}}, got {spec!r}")
+        unknown = set(spec) - {"name", "axes", "region"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key '{sorted(unknown)[0]}'")
+        for key in ("axes", "region"):
+            if key not in spec:
+                raise ConfigError(f"{where}: missing '{key}'")
+        name = str(spec.get("name", f"link{i}"))
+        where = f"link.links[{i}] ({name})"
+        if any(link.name == name for link in links):
+            raise ConfigError(f"{where}: duplicate link name '{name}'")
+        axes = parse_axes(spec["axes"], where)
+        bad = [a for a in axes if not 0 <= a < w_dim]
+        if bad:
+            raise ConfigError(f"{where}.axes: index {bad[0]} outside [0, {w_dim}) (model.w_dim)")
+        if len(axes) == w_dim:
+            raise ConfigError(f"{where}.axes: a link cannot own all {w_dim} axes")
+        for a in axes:
+            if a in owner:
+                raise ConfigError(f"{where}.axes: axis {a} is already linked to '{owner[a]}'")
+            owner[a] = name
+        region = build_region(spec["region"], f"{where}.region", providers, region_kinds)
+        links.append(Link(name=name, axes=axes, region=region))
+    return links
+
+
+# ----------------------------------------------------------------------------------------
+# The loss.
+
+
+def resize_mask(mask: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """Resize ``[B, 1, h, w]`` masks to ``size``: area averaging down, bilinear up."""
+    size = (int(size[0]), int(size[1]))
+    if tuple(mask.shape[-2:]) == size:
+        return mask
+    if mask.shape[-2] >= size[0] and mask.shape[-1] >= size[1]:
+        return F.interpolate(mask, size=size, mode="area")
+    return F.interpolate(mask, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference per masked pixel and channel, per sample.
+
+    a, b: ``[B, C, H, W]``; mask: ``[B, 1, H, W]`` in [0, 1]. Returns ``[B]``; 0 where the
+    mask is empty.
+    """
+    sq = (a - b).square().sum(dim=1, keepdim=True)
+    mass = mask.sum(dim=(1, 2, 3)) * a.shape[1]
+    return (sq * mask).sum(dim=(1, 2, 3)) / mass.clamp(min=1e-8)
+
+
+def perturb_ws(ws: torch.Tensor, axis_mask: torch.Tensor, p: torch.Tensor, alpha: float):
+    """``w + α·p`` on the masked axes, the same offset on every row of ws.
+
+    ws: ``[B, num_ws, w_dim]``; axis_mask: ``[w_dim]``; p: ``[B, w_dim]``. Adding one offset
+    to all rows keeps truncation and style mixing meaningful (each row moves alike).
+    """
+    return ws + alpha * (p * axis_mask)[:, None, :]
+
+
+@dataclass
+class LinkLossResult:
+    total: torch.Tensor
+    """Scalar: Σ_maps weight · Σ_i (λ₁·L_i + λ₂·L_iᶜ)."""
+    terms: dict[str, torch.Tensor]
+    """Per-term scalars named ``link/<link>/<map>/in`` (L_i) and ``link/<link>/<map>/out``."""
+    original: Outputs
+    """The unperturbed outputs x, ``[B, ...]`` per map."""
+    perturbed: Outputs
+    """x₁ and x₂ for every link, concatenated: ``[2·k·B, ...]`` per map (fakes for D)."""
+    perturbed_c: torch.Tensor | None
+    """Conditioning labels matching ``perturbed`` (``None`` when unconditional)."""
+    masks: dict[str, torch.Tensor]
+    """Each link's mask ``[B, 1, H, W]`` at the resolution of ``image``."""
+
+
+def link_loss(
+    render: RenderFn,
+    ws: torch.Tensor,
+    links: Sequence[Link],
+    *,
+    c: torch.Tensor | None = None,
+    alpha: float = 1.0,
+    lambda_in: float = 1.0,
+    lambda_out: float = 1.0,
+    maps: Mapping[str, float] | None = None,
+    generator: torch.Generator | None = None,
+) -> LinkLossResult:
+    """Equations 3–6 for every link, in one batched render.
+
+    render: deterministic synthesis ``(ws, c) -> outputs`` (fixed noise) so that x, x₁ and x₂
+        differ only through w.
+    ws: ``[B, num_ws, w_dim]`` (already mapped, truncated or style-mixed as the caller likes).
+    c: ``[B, c_dim]`` camera/class labels, or None; the perturbed renders use the same c.
+    maps: output maps to regularize with their weights (default ``{"image": 1}``).
+    """
+    if not links:
+        raise ValueError("link_loss needs at least one link")
+    maps = dict(maps or {"image": 1.0})
+    batch, _, w_dim = ws.shape
+    k = len(links)
+    ws_all = [ws]
+    for link in links:
+        m = link.axis_mask(w_dim, ws.device)
+        p1 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
+        p2 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
+        ws_all.append(perturb_ws(ws, m, p1, alpha))  # x₁: the link's axes move
+        ws_all.append(perturb_ws(ws, 1.0 - m, p2, alpha))  # x₂: the complement moves
+    c_all = None if c is None else c.repeat(2 * k + 1, *([1] * (c.dim() - 1)))
+    out = render(torch.cat(ws_all), c_all)
+    missing = [name for name in maps if name not in out]
+    if missing:
+        raise KeyError(f"link loss map '{missing[0]}' not in generator outputs {sorted(out)}")
+
+    chunks = {name: out[name].chunk(2 * k + 1) for name in out}
+    original = {name: parts[0] for name, parts in chunks.items()}
+    terms: dict[str, torch.Tensor] = {}
+    masks: dict[str, torch.Tensor] = {}
+    total = ws.new_zeros(())
+    for i, link in enumerate(links):
+        mask = link.region(original, c).detach()
+        masks[link.name] = mask
+        for name, weight in maps.items():
+            x = chunks[name][0]
+            x1, x2 = chunks[name][1 + 2 * i], chunks[name][2 + 2 * i]
+            m = resize_mask(mask, x.shape[-2:])
+            l_in = masked_mse(x2, x, m).mean()  # eq. 3
+            l_out = masked_mse(x1, x, 1.0 - m).mean()  # eq. 4
+            terms[f"link/{link.name}/{name}/in"] = l_in
+            terms[f"link/{link.name}/{name}/out"] = l_out
+            total = total + weight * (lambda_in * l_in + lambda_out * l_out)  # eqs. 5, 6
+    perturbed = {name: torch.cat(parts[1:]) for name, parts in chunks.items()}
+    perturbed_c = None if c_all is None else c_all[batch:]
+    return LinkLossResult(total, terms, original, perturbed, perturbed_c, masks)

@@ -1,0 +1,467 @@
+"""The one training loop for every backbone (StyleGAN2-ADA's phases, LinkGAN's lazy link).
+
+Phases per iteration:
+  G main  : non-saturating loss on fresh fakes (style mixing).
+  G reg   : the lazy G regularizers that are due this step — the link loss (every
+            ``link.interval`` steps), path length (``loss.pl_interval``) and whatever a
+            backbone brings (EG3D's density regularizer) — each scaled by its interval.
+  D main  : logistic loss on reals and on the G-main fakes (plus the link phase's perturbed
+            images when ``link.feed_d``).
+  D reg   : lazy R1 every ``loss.r1_interval`` steps, scaled by the interval.
+
+The loop only speaks the generator interface (``mapping``/``synthesis`` returning a dict,
+``D(outputs, c)``); it never asks which backbone it holds. Randomness is a function of
+(seed, step): every iteration reseeds, so a resumed run continues the very same stream.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from link_core import checkpoint as ckpt
+from link_core.config import Config, config_to_dict
+from link_core.errors import ConfigError, UserError
+from link_core.images import save_image_grid
+from link_core.interface import seeds_to_z
+from link_core.link import Link, link_loss
+from link_core.losses import (
+    d_logistic_loss,
+    g_nonsaturating_loss,
+    path_length_penalty,
+    r1_penalty,
+)
+
+GRegFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+
+
+@dataclass
+class GRegularizer:
+    """An extra lazy G regularizer a backbone brings (e.g. EG3D's density regularizer).
+
+    ``fn(G, ws [B, num_ws, w_dim], c [B, c_dim]) -> {"name": scalar, ...}``: every term is
+    logged; their sum times ``weight`` (and the interval, by the loop) is minimized.
+    """
+
+    name: str
+    interval: int
+    weight: float
+    fn: GRegFn
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    images_seen: int
+    steps: int
+    seconds: float
+    stats: dict[str, float] = field(default_factory=dict)
+
+
+def lazy_ratio(intervals: Sequence[int]) -> float:
+    """Adam rescale for lazy regularization: optimizer steps per main step, inverted.
+
+    With one regularizer every I steps, a network takes I+1 optimizer steps per I main steps,
+    so StyleGAN2 scales lr by r = I/(I+1) and betas by **r. Several regularizers that share
+    one reg phase generalize to r = 1 / (1 + fraction of steps with a reg phase).
+    """
+    intervals = [i for i in intervals if i > 0]
+    if not intervals:
+        return 1.0
+    period = math.lcm(*intervals)
+    due = sum(any(s % i == 0 for i in intervals) for s in range(period))
+    return 1.0 / (1.0 + due / period)
+
+
+def make_adam(params, lr: float, betas: tuple[float, float], ratio: float) -> torch.optim.Adam:
+    """Adam with the lazy-regularization rescale applied once, here."""
+    return torch.optim.Adam(
+        params, lr=lr * ratio, betas=(betas[0] ** ratio, betas[1] ** ratio), eps=1e-8
+    )
+
+
+def step_seed(seed: int, step: int) -> int:
+    """A distinct, reproducible seed per (run seed, step)."""
+    return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device: cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+class StatsLog:
+    """Running means of named scalars, flushed to stats.jsonl and TensorBoard per tick."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool = True):
+        self.path = run_dir / "stats.jsonl"
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.last: dict[str, float] = {}
+        self.writer = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+            except ImportError:  # tensorboard is a dependency; degrade to JSONL if absent
+                self.writer = None
+
+    def add(self, name: str, value: torch.Tensor | float) -> None:
+        v = float(value.detach()) if torch.is_tensor(value) else float(value)
+        self.sums[name] = self.sums.get(name, 0.0) + v
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    def flush(self, images_seen: int, extra: dict[str, float]) -> dict[str, float]:
+        means = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        means.update(extra)
+        self.last.update(means)
+        row = {"kimg": images_seen / 1000, **{k: round(v, 6) for k, v in means.items()}}
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for k, v in means.items():
+                self.writer.add_scalar(k, v, images_seen)
+            self.writer.flush()
+        self.sums.clear()
+        self.counts.clear()
+        return means
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _collate(dataset: Dataset, indices: torch.Tensor, device: torch.device):
+    items = [dataset[int(i)] for i in indices]
+    images = torch.stack([it["image"] for it in items]).to(device, torch.float32) / 127.5 - 1
+    labels = torch.stack([it["label"] for it in items]).to(device, torch.float32)
+    return images, labels
+
+
+class Trainer:
+    """Owns networks, optimizers, counters and the phase schedule of one run."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        G: torch.nn.Module,
+        D: torch.nn.Module,
+        dataset: Dataset,
+        run_dir: str | Path,
+        links: Sequence[Link] = (),
+        g_regularizers: Sequence[GRegularizer] = (),
+        progress: bool = True,
+    ):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir)
+        self.device = resolve_device(cfg.train.device)
+        if cfg.train.num_threads > 0:
+            torch.set_num_threads(cfg.train.num_threads)
+        self.G = G.to(self.device).train()
+        self.D = D.to(self.device).train()
+        self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        self.dataset = dataset
+        self.links = list(links) if cfg.link.enabled else []
+        self.g_regs = list(g_regularizers)
+        self.progress = progress
+        if len(dataset) == 0:
+            raise UserError("data set is empty")
+
+        tc, lc = cfg.train, cfg.loss
+        self.batch = tc.batch
+        self.r1_gamma = lc.r1_gamma or 0.0002 * cfg.model.resolution**2 / tc.batch
+        g_intervals = [r.interval for r in self.g_regs]
+        if self.links:
+            g_intervals.append(cfg.link.interval)
+        if lc.pl_weight > 0:
+            g_intervals.append(lc.pl_interval)
+        betas = (tc.beta1, tc.beta2)
+        self.opt_G = make_adam(G.parameters(), tc.lr_g, betas, lazy_ratio(g_intervals))
+        self.opt_D = make_adam(D.parameters(), tc.lr_d, betas, lazy_ratio([lc.r1_interval]))
+        self.pl_mean = torch.zeros((), device=self.device)
+        self.step = 0
+        self.images_seen = 0
+        self.elapsed = 0.0
+        self.pending_fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
+        self.sample_z = seeds_to_z(range(16), G.z_dim).to(self.device)
+        self.sample_c = self._sample_labels(16, torch.Generator().manual_seed(0))
+        self.next_sample_kimg = 0.0
+
+    # -- state ------------------------------------------------------------------------
+    def _counters(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "images_seen": self.images_seen,
+            "elapsed": self.elapsed,
+            "next_sample_kimg": self.next_sample_kimg,
+        }
+
+    def save_checkpoint(self) -> Path:
+        config = config_to_dict(self.cfg)
+        path = ckpt.save_training_state(
+            ckpt.checkpoint_path(self.run_dir, self.images_seen),
+            config=config,
+            modules={"G": self.G, "D": self.D, "G_ema": self.G_ema},
+            optimizers={"G": self.opt_G, "D": self.opt_D},
+            counters=self._counters(),
+            extra={"pl_mean": self.pl_mean},
+        )
+        ckpt.save_inference_weights(self.run_dir / "model.safetensors", self.G_ema, config)
+        ckpt.prune_checkpoints(self.run_dir, self.cfg.train.keep_ckpts)
+        return path
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        tensors, meta = ckpt.read_file(path)
+        for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
+            ckpt.load_module(module, ckpt.split_prefix(tensors, name), f"{path} ({name})")
+        ckpt.load_optimizer(self.opt_G, "G", tensors, meta)
+        ckpt.load_optimizer(self.opt_D, "D", tensors, meta)
+        counters = meta["counters"]
+        self.step = int(counters["step"])
+        self.images_seen = int(counters["images_seen"])
+        self.elapsed = float(counters["elapsed"])
+        self.next_sample_kimg = float(counters.get("next_sample_kimg", 0.0))
+        self.pl_mean = tensors.get("extra.pl_mean", self.pl_mean).to(self.device)
+
+    # -- sampling helpers ---------------------------------------------------------------
+    def _sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        c_dim = getattr(self.G, "c_dim", 0)
+        if c_dim == 0:
+            return torch.zeros(n, 0, device=self.device)
+        idx = torch.randint(len(self.dataset), (n,), generator=generator)
+        return torch.stack([self.dataset[int(i)]["label"] for i in idx]).to(self.device)
+
+    def _mapping(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Map z with style mixing (StyleGAN2: one cutoff per batch)."""
+        ws = self.G.mapping(z, c, update_emas=True)
+        p = self.cfg.loss.style_mixing
+        if p > 0 and ws.shape[1] > 1 and torch.rand(()) < p:
+            cutoff = int(torch.randint(1, ws.shape[1], ()))
+            ws2 = self.G.mapping(torch.randn_like(z), c, update_emas=False)
+            ws = torch.cat([ws[:, :cutoff], ws2[:, cutoff:]], dim=1)
+        return ws
+
+    # -- phases -----------------------------------------------------------------------
+    def _g_main(self, stats: StatsLog) -> dict[str, torch.Tensor]:
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        z = torch.randn(self.batch, self.G.z_dim, device=self.device)
+        c = self._sample_labels(self.batch)
+        ws = self._mapping(z, c)
+        out = self.G.synthesis(ws, c)
+        loss = g_nonsaturating_loss(self.D(out, c))
+        self.opt_G.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_G.step()
+        stats.add("Loss/G/adv", loss)
+        return {k: v.detach() for k, v in out.items()}, c
+
+    def _g_reg_due(self) -> bool:
+        s, cfg = self.step, self.cfg
+        return (
+            (self.links and s % cfg.link.interval == 0)
+            or (cfg.loss.pl_weight > 0 and s % cfg.loss.pl_interval == 0)
+            or any(s % r.interval == 0 for r in self.g_regs)
+        )
+
+    def _g_reg(self, stats: StatsLog) -> None:
+        s, cfg = self.step, self.cfg
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        total = torch.zeros((), device=self.device)
+        if self.links and s % cfg.link.interval == 0:
+            n = max(1, self.batch // cfg.link.batch_shrink)
+            z = torch.randn(n, self.G.z_dim, device=self.device)
+            c = self._sample_labels(n)
+            ws = self._mapping(z, c)
+            res = link_loss(
+                lambda w, cc: self.G.synthesis(w, cc, noise_mode="const"),
+                ws,
+                self.links,
+                c=c,
+                alpha=cfg.link.alpha,
+                lambda_in=cfg.link.lambda_in,
+                lambda_out=cfg.link.lambda_out,
+                maps=cfg.link.maps,
+            )
+            total = total + res.total * cfg.link.interval
+            for name, value in res.terms.items():
+                stats.add(f"Loss/{name}", value)
+            stats.add("Loss/link/total", res.total)
+            if cfg.link.feed_d:
+                # Perturbed images are fakes too (paper §3.2): G must keep them realistic,
+                # and D sees them (detached) in the next D step.
+                c_pert = res.perturbed_c
+                adv = g_nonsaturating_loss(self.D(res.perturbed, c_pert))
+                total = total + adv * cfg.link.interval
+                stats.add("Loss/G/link_adv", adv)
+                sel = torch.randperm(next(iter(res.perturbed.values())).shape[0])[: self.batch]
+                self.pending_fakes = (
+                    {k: v[sel].detach() for k, v in res.perturbed.items()},
+                    c_pert[sel].detach() if c_pert is not None else c[:0],
+                )
+        if cfg.loss.pl_weight > 0 and s % cfg.loss.pl_interval == 0:
+            n = max(1, self.batch // cfg.loss.pl_batch_shrink)
+            z = torch.randn(n, self.G.z_dim, device=self.device)
+            c = self._sample_labels(n)
+            ws = self._mapping(z, c)
+            images = self.G.synthesis(ws, c)["image"]
+            pen, self.pl_mean = path_length_penalty(images, ws, self.pl_mean, cfg.loss.pl_decay)
+            total = total + pen * cfg.loss.pl_weight * cfg.loss.pl_interval
+            stats.add("Loss/G/pl", pen)
+        for reg in self.g_regs:
+            if s % reg.interval == 0:
+                n = self.batch
+                z = torch.randn(n, self.G.z_dim, device=self.device)
+                c = self._sample_labels(n)
+                terms = reg.fn(self.G, self._mapping(z, c), c)
+                value = sum(terms.values())
+                total = total + value * reg.weight * reg.interval
+                for name, v in terms.items():
+                    stats.add(f"Loss/{reg.name}/{name}", v)
+        self.opt_G.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt_G.step()
+
+    def _d_main(self, fakes: dict[str, torch.Tensor], fake_c: torch.Tensor, reals, stats):
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        real_img, real_c = reals
+        if self.cfg.link.feed_d and self.pending_fakes is not None:
+            extra, extra_c = self.pending_fakes
+            fakes = {k: torch.cat([fakes[k], extra[k]]) for k in fakes if k in extra}
+            fake_c = torch.cat([fake_c, extra_c])
+            self.pending_fakes = None
+        fake_logits = self.D(fakes, fake_c)
+        real_logits = self.D({"image": real_img}, real_c)
+        loss = d_logistic_loss(real_logits, fake_logits)
+        self.opt_D.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_D.step()
+        stats.add("Loss/D/loss", loss)
+        stats.add("Scores/real", real_logits.mean())
+        stats.add("Scores/fake", fake_logits.mean())
+
+    def _d_reg(self, reals, stats: StatsLog) -> None:
+        real_img, real_c = reals
+        real_img = real_img.detach().requires_grad_(True)
+        logits = self.D({"image": real_img}, real_c)
+        pen = r1_penalty(logits, [real_img])
+        loss = pen * (self.r1_gamma / 2) * self.cfg.loss.r1_interval
+        self.opt_D.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_D.step()
+        stats.add("Loss/D/r1", pen)
+
+    def _update_ema(self) -> None:
+        tc = self.cfg.train
+        ema_nimg = (tc.ema_kimg or self.batch * 10 / 32) * 1000
+        if tc.ema_rampup > 0:
+            ema_nimg = min(ema_nimg, self.images_seen * tc.ema_rampup)
+        beta = 0.5 ** (self.batch / max(ema_nimg, 1e-8))
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+                p_ema.copy_(p.detach().lerp(p_ema, beta))
+            for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+                b_ema.copy_(b.detach())
+
+    def save_samples(self) -> Path:
+        with torch.no_grad():
+            ws = self.G_ema.mapping(self.sample_z, self.sample_c)
+            images = self.G_ema.synthesis(ws, self.sample_c, noise_mode="const")["image"]
+        path = self.run_dir / "samples" / f"fakes{self.images_seen // 1000:06d}.png"
+        save_image_grid(images, path, cols=4)
+        return path
+
+    # -- the loop -----------------------------------------------------------------------
+    def train_step(self, stats: StatsLog) -> None:
+        torch.manual_seed(step_seed(self.cfg.train.seed, self.step))
+        idx = torch.randint(len(self.dataset), (self.batch,))
+        reals = _collate(self.dataset, idx, self.device)
+        fakes, fake_c = self._g_main(stats)
+        if self._g_reg_due():
+            self._g_reg(stats)
+        self._d_main(fakes, fake_c, reals, stats)
+        if self.step % self.cfg.loss.r1_interval == 0:
+            self._d_reg(reals, stats)
+        self.images_seen += self.batch
+        self._update_ema()
+        self.step += 1
+
+    def budget_fraction(self) -> float:
+        tc = self.cfg.train
+        fractions = []
+        if tc.kimg > 0:
+            fractions.append(self.images_seen / (tc.kimg * 1000))
+        if tc.minutes > 0:
+            fractions.append(self.elapsed / (tc.minutes * 60))
+        return max(fractions) if fractions else 1.0
+
+    def train(self) -> TrainResult:
+        tc = self.cfg.train
+        if tc.kimg <= 0 and tc.minutes <= 0:
+            raise ConfigError("set a budget: train.kimg or train.minutes must be > 0")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(
+            yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False), encoding="utf-8"
+        )
+        stats = StatsLog(self.run_dir)
+        bar = tqdm(
+            total=1000,
+            disable=not self.progress,
+            bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+            desc="train",
+            mininterval=1.0,
+        )
+        last_ckpt = time.monotonic()
+        tick_start, tick_images = time.monotonic(), self.images_seen
+        try:
+            while self.budget_fraction() < 1.0:
+                t0 = time.monotonic()
+                if self.images_seen / 1000 >= self.next_sample_kimg:
+                    self.save_samples()
+                    self.next_sample_kimg += tc.sample_every_kimg
+                self.train_step(stats)
+                self.elapsed += time.monotonic() - t0
+                if self.step % tc.log_every_steps == 0:
+                    now = time.monotonic()
+                    spk = (now - tick_start) / max((self.images_seen - tick_images) / 1000, 1e-9)
+                    means = stats.flush(self.images_seen, {"Timing/s_per_kimg": spk})
+                    tick_start, tick_images = now, self.images_seen
+                    bar.n = min(1000, int(self.budget_fraction() * 1000))
+                    bar.set_postfix_str(_postfix(self.images_seen, means), refresh=False)
+                    bar.refresh()
+                if time.monotonic() - last_ckpt >= tc.ckpt_every_minutes * 60:
+                    self.save_checkpoint()
+                    last_ckpt = time.monotonic()
+        finally:
+            bar.close()
+        if stats.sums:
+            stats.flush(self.images_seen, {})
+        stats.close()
+        self.save_samples()
+        self.save_checkpoint()
+        return TrainResult(self.run_dir, self.images_seen, self.step, self.elapsed, stats.last)
+
+
+def _postfix(images_seen: int, means: dict[str, float]) -> str:
+    parts = [f"kimg {images_seen / 1000:.1f}", f"{means.get('Timing/s_per_kimg', 0):.1f}s/kimg"]
+    for key, label in (("Loss/G/adv", "G"), ("Loss/D/loss", "D"), ("Loss/link/total", "link")):
+        if key in means:
+            parts.append(f"{label} {means[key]:.3f}")
+    return " ".join(parts)

@@ -1,0 +1,5 @@
+import sys
+
+from linkgan.cli import main
+
+sys.exit(main())

@@ -1,0 +1,152 @@
+"""The ``linkgan`` command: parses arguments and calls :mod:`linkgan.api` (no work here).
+
+Every user error prints one line ``error: …`` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from link_core.errors import UserError
+from link_core.interface import parse_seeds
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def _sub(subs, name: str, help_: str, example: str) -> argparse.ArgumentParser:
+    return subs.add_parser(
+        name,
+        help=help_,
+        description=f"{help_}\n\nexample:\n  {example}",
+        formatter_class=_Formatter,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="linkgan",
+        description="GANs whose latent axes are explicitly linked to image regions (LinkGAN).",
+        epilog="example:\n  linkgan train --config configs/quickstart_2d.yaml --out runs/q2d",
+        formatter_class=_Formatter,
+    )
+    subs = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _sub(
+        subs,
+        "train",
+        "Train or resume a (linked) GAN.",
+        "linkgan train --config configs/quickstart_2d.yaml --out runs/q2d --set train.minutes=6",
+    )
+    p.add_argument("--config", help="YAML preset (default: built-in defaults)")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value (YAML syntax), repeatable",
+    )
+    p.add_argument("--resume", action="store_true", help="continue the run's latest checkpoint")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = _sub(
+        subs,
+        "generate",
+        "Write images for seeds.",
+        "linkgan generate --ckpt runs/q2d --seeds 0-7 --out gen/",
+    )
+    p.add_argument("--ckpt", required=True, help="run directory or weights file")
+    p.add_argument("--seeds", default="0-7", help="e.g. 0-7 or 1,5,9")
+    p.add_argument("--trunc", type=float, default=1.0, help="truncation psi")
+    p.add_argument("--out", required=True)
+
+    p = _sub(
+        subs,
+        "edit",
+        "Resample one link's axes: an edit grid with heat maps.",
+        "linkgan edit --ckpt runs/q2d --seed 3 --link left_eye --samples 6 --out edits/",
+    )
+    p.add_argument("--ckpt", required=True, help="run directory or weights file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--link", default="0", help="link name or index")
+    p.add_argument("--samples", type=int, default=6, help="number of resamples K")
+    p.add_argument("--out", required=True)
+
+    p = _sub(
+        subs,
+        "metrics",
+        "Measure a model (link_mse: masked MSE inside/outside each region).",
+        "linkgan metrics --ckpt runs/q2d --metrics link_mse --num 256 --out m.json",
+    )
+    p.add_argument("--ckpt", required=True, help="run directory or weights file")
+    p.add_argument("--metrics", default="link_mse", help="comma-separated metric names")
+    p.add_argument("--num", type=int, default=None, help="samples (default: metrics.num)")
+    p.add_argument("--out", default=None, help="JSON file to write")
+
+    p = _sub(
+        subs,
+        "demo",
+        "The main job on the built-in data: train, edit grids, metrics.",
+        "linkgan demo --minutes 5 --out demo_out",
+    )
+    p.add_argument("--minutes", type=float, default=5.0, help="training budget")
+    p.add_argument("--out", default="demo_out")
+    p.add_argument("--config", default=None, help="preset (default: configs/quickstart_2d.yaml)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from linkgan import api
+
+    if args.command == "train":
+        result = api.train(
+            args.out, args.config, args.overrides, args.resume, progress=not args.no_progress
+        )
+        print(
+            f"trained {result.images_seen / 1000:.1f} kimg in {result.steps} steps "
+            f"({result.seconds / 60:.1f} min): {result.run_dir}"
+        )
+    elif args.command == "generate":
+        try:
+            seeds = parse_seeds(args.seeds)
+        except ValueError as e:
+            raise UserError(f"--seeds: {e}") from None
+        paths = api.generate(args.ckpt, seeds, args.out, args.trunc)
+        print(f"wrote {len(paths)} images to {args.out}")
+    elif args.command == "edit":
+        if args.samples < 1:
+            raise UserError("--samples: must be >= 1")
+        print(api.edit(args.ckpt, args.seed, args.link, args.samples, args.out))
+    elif args.command == "metrics":
+        if args.num is not None and args.num < 1:
+            raise UserError("--num: must be >= 1")
+        names = [m.strip() for m in args.metrics.split(",") if m.strip()]
+        result = api.measure(args.ckpt, names, args.num, args.out)
+        print(json.dumps(result, indent=2))
+    elif args.command == "demo":
+        from linkgan.demo import run_demo
+
+        run_demo(Path(args.out), args.minutes, args.config)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

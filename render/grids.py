@@ -1,0 +1,79 @@
+"""Edit grids: the original and K resamples of one link's axes, with difference heat maps.
+
+Sees only the generator interface (``mapping`` / ``synthesis``) and ``link_core``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from link_core.images import grid, to_uint8, write_png
+from link_core.interface import seeds_to_z
+from link_core.link import Link
+from link_core.metrics import swap_axes
+from render.heatmap import colorize, difference_map, outline, upscale
+
+
+@torch.no_grad()
+def link_resamples(
+    G: torch.nn.Module,
+    ws: torch.Tensor,
+    link: Link,
+    samples: int,
+    seed: int,
+    c: torch.Tensor | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+    """Render the original w and ``samples`` versions with the link's axes resampled.
+
+    ws: ``[1, num_ws, w_dim]``. The new axes come from the mapped w of seeds
+    ``seed·1000 + 1 … seed·1000 + samples`` (reproducible per seed).
+    Returns (original outputs ``[1, …]``, edited outputs ``[K, …]``, mask ``[1, 1, H, W]``).
+    """
+    device = ws.device
+    c = torch.zeros(1, G.c_dim, device=device) if c is None else c.to(device)
+    base = G.synthesis(ws, c, noise_mode="const")
+    sources = G.mapping(
+        seeds_to_z([seed * 1000 + 1 + k for k in range(samples)], G.z_dim).to(device),
+        c.expand(samples, -1),
+    )
+    axis_mask = link.axis_mask(G.w_dim, device)
+    edited = G.synthesis(
+        swap_axes(ws.expand(samples, -1, -1), sources, axis_mask),
+        c.expand(samples, -1),
+        noise_mode="const",
+    )
+    return base, edited, link.region(base, c)
+
+
+def edit_grid_image(
+    original: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor, tile: int = 128
+) -> np.ndarray:
+    """Top row: original then the K edits; bottom row: the region, then |edit − original|.
+
+    original ``[1, 3, H, W]``, edited ``[K, 3, H, W]`` in [-1, 1], mask ``[1, 1, H, W]``.
+    Heat maps share one scale (the largest change in the grid) so rows compare honestly.
+    """
+    m = mask[0, 0].float().cpu().numpy()
+    top = [outline(upscale(t, tile), m) for t in to_uint8(torch.cat([original, edited]))]
+    diffs = difference_map(edited, original.expand_as(edited)).cpu().numpy()
+    vmax = float(diffs.max()) if diffs.size else 1.0
+    region = upscale((np.repeat(m[..., None], 3, axis=2) * 255).astype(np.uint8), tile)
+    bottom = [outline(region, m)] + [outline(upscale(colorize(d, vmax), tile), m) for d in diffs]
+    return grid(np.stack(top + bottom), cols=len(top), pad=2)
+
+
+def save_edit_grid(
+    G: torch.nn.Module,
+    ws: torch.Tensor,
+    link: Link,
+    samples: int,
+    seed: int,
+    path: str | Path,
+    c: torch.Tensor | None = None,
+) -> Path:
+    """Render and write one link's edit grid as a PNG."""
+    base, edited, mask = link_resamples(G, ws, link, samples, seed, c)
+    return write_png(edit_grid_image(base["image"], edited["image"], mask), path)

@@ -1,0 +1,32 @@
+"""linkgan: GANs whose latent axes are explicitly linked to image regions (2D and 3D-aware)."""
+
+from setuptools import setup
+
+setup(
+    name="linkgan",
+    version="0.1.0",
+    description="LinkGAN on StyleGAN2 and EG3D: latent axes linked to image regions and 3-D parts",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=["link_core", "stylegan_link", "eg3d_link", "render", "export", "linkgan"],
+    # Pinned to the set that loads together here (../shared/FACTS.md): easypytorch3d's
+    # compiled ops only load with torch 2.12.0.
+    install_requires=[
+        "torch==2.12.0",
+        "easypytorch3d==0.7.9.post1",
+        "numpy>=1.26",
+        "trimesh>=4,<6",
+        "PyMCubes>=0.1.6",  # import name `mcubes`; never the registry project called `mcubes`
+        "plyfile>=1.0",
+        "opencv-python>=4.8",
+        "imageio>=2.30",
+        "imageio-ffmpeg>=0.5",
+        "safetensors>=0.4",
+        "tensorboard>=2.14",
+        "tqdm>=4.60",
+        "pyyaml>=6.0",
+    ],
+    extras_require={"test": ["pytest>=8", "ruff==0.17.6"]},
+    entry_points={"console_scripts": ["linkgan = linkgan.cli:main"]},
+)

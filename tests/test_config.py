@@ -1,0 +1,67 @@
+"""Config loading: presets parse, overrides are YAML, unknown keys are named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from link_core.config import load_config
+from link_core.errors import ConfigError
+from link_core.link import build_links
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_preset_loads_and_its_links_are_valid(path):
+    cfg = load_config(path)
+    links = build_links(cfg.link.links, cfg.model.w_dim)
+    assert links, f"{path.name} defines no link"
+
+
+def test_contract_keys_exist_and_overrides_parse_as_yaml():
+    cfg = load_config(
+        None,
+        [
+            "data.path=",
+            "train.minutes=6",
+            "train.kimg=2",
+            "link.enabled=false",
+            "link.alpha=0.5",
+            "link.lambda_in=2",
+            "link.lambda_out=4",
+            "link.interval=4",
+            "link.feed_d=false",
+            "link.links=[{name: eyes, axes: [0, 64], region: {box: [0.25, 0.3, 0.75, 0.5]}}]",
+        ],
+    )
+    assert cfg.train.minutes == 6.0 and cfg.link.enabled is False and cfg.link.interval == 4
+    assert cfg.link.lambda_out == 4.0 and cfg.link.links[0]["region"]["box"][3] == 0.5
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["link.lamda_in=2"], "unknown config key 'link.lamda_in'"),
+        (["nonsense.x=1"], "unknown config key 'nonsense'"),
+        (["train.batch=abc"], "train.batch: expected an integer"),
+        (["link.enabled=3"], "link.enabled: expected true/false"),
+        (["model.resolution=48", "data.resolution=48"], "not a power of two"),
+        (["data.resolution=64"], "differs from model.resolution"),
+        (["train.kimg=-1"], "train.kimg: must be >= 0"),
+        (["novalue"], "expected key=value"),
+    ],
+)
+def test_bad_configs_name_the_key(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)

@@ -1,0 +1,185 @@
+"""Analytic tests of the link loss (paper eqs. 3-6), regions and link validation."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from link_core.errors import ConfigError
+from link_core.link import (
+    BoxRegion,
+    MaskRegion,
+    build_links,
+    link_loss,
+    masked_mse,
+    parse_axes,
+    perturb_ws,
+)
+
+W_DIM, RES = 8, 16
+BOX = (0.25, 0.25, 0.75, 0.75)  # pixel-aligned at 16: rows/cols 4..11
+
+
+class ToyG(torch.nn.Module):
+    """image = inside·tanh(A·w[link]) + outside·(tanh(B·w[rest]) + k·tanh(C·w[link]))."""
+
+    def __init__(self, link_axes=(0, 1, 2), coupling: float = 0.0):
+        super().__init__()
+        self.link = list(link_axes)
+        self.rest = [i for i in range(W_DIM) if i not in self.link]
+        self.a = torch.nn.Parameter(torch.randn(3, len(self.link)))
+        self.b = torch.nn.Parameter(torch.randn(3, len(self.rest)))
+        self.c = torch.nn.Parameter(torch.randn(3, len(self.link)))
+        self.k = torch.nn.Parameter(torch.tensor(float(coupling)))
+        self.mask = BoxRegion((BOX,)).mask(RES, RES)
+        self.calls = 0
+
+    def synthesis(self, ws, c=None, noise_mode="const"):
+        self.calls += 1
+        w = ws[:, 0]
+        inside = torch.tanh(w[:, self.link] @ self.a.T)[:, :, None, None]
+        outside = torch.tanh(w[:, self.rest] @ self.b.T) + self.k * torch.tanh(
+            w[:, self.link] @ self.c.T
+        )
+        img = inside * self.mask + outside[:, :, None, None] * (1 - self.mask)
+        return {"image": img, "small": torch.nn.functional.avg_pool2d(img, 2)}
+
+
+def _links(axes=(0, 1, 2)):
+    return build_links([{"name": "part", "axes": list(axes), "region": {"box": list(BOX)}}], W_DIM)
+
+
+def _render(G):
+    return lambda ws, c: G.synthesis(ws, c)
+
+
+def test_decoupled_generator_gives_zero_loss():
+    G = ToyG(coupling=0.0)
+    ws = torch.randn(4, 3, W_DIM)
+    res = link_loss(_render(G), ws, _links(), alpha=1.0)
+    assert res.total.item() == pytest.approx(0.0, abs=1e-10)
+    assert set(res.terms) == {"link/part/image/in", "link/part/image/out"}
+    assert G.calls == 1  # x, x1 and x2 of every link in one batched render
+
+
+def test_coupled_generator_gives_positive_out_term_only():
+    G = ToyG(coupling=1.0)
+    res = link_loss(_render(G), torch.randn(4, 3, W_DIM), _links())
+    assert res.terms["link/part/image/out"].item() > 1e-3  # eq. 4 sees the leak
+    assert res.terms["link/part/image/in"].item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_gradients_reach_only_the_coupling():
+    G = ToyG(coupling=0.5)
+    res = link_loss(_render(G), torch.randn(4, 3, W_DIM), _links())
+    res.total.backward()
+    assert G.k.grad.abs().item() > 0 and G.c.grad.abs().sum().item() > 0
+    # The region's own mapping and the background's mapping are already linked correctly:
+    assert G.a.grad.abs().max().item() < 1e-6 * G.c.grad.abs().max().item()
+    assert G.b.grad.abs().max().item() < 1e-6 * G.c.grad.abs().max().item()
+
+
+def test_weights_and_lambdas_scale_the_total():
+    G = ToyG(coupling=1.0)
+    ws = torch.randn(4, 3, W_DIM)
+    torch.manual_seed(0)
+    base = link_loss(_render(G), ws, _links(), lambda_out=1.0).total
+    torch.manual_seed(0)
+    scaled = link_loss(_render(G), ws, _links(), lambda_out=3.0, maps={"image": 2.0}).total
+    assert scaled.item() == pytest.approx(6 * base.item(), rel=1e-5)
+
+
+def test_second_map_at_another_resolution_uses_a_resized_mask():
+    G = ToyG(coupling=1.0)
+    res = link_loss(_render(G), torch.randn(2, 3, W_DIM), _links(), maps={"image": 1, "small": 1})
+    assert "link/part/small/out" in res.terms and res.terms["link/part/small/out"] > 0
+    assert res.terms["link/part/small/in"].item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_perturbation_is_identical_on_every_ws_row():
+    ws = torch.randn(2, 5, W_DIM)
+    ws[:, 3:] += 10  # style-mixed rows differ; the offset must still be the same
+    axis_mask = torch.zeros(W_DIM)
+    axis_mask[:3] = 1
+    out = perturb_ws(ws, axis_mask, torch.randn(2, W_DIM), alpha=0.5)
+    delta = out - ws
+    assert torch.allclose(delta, delta[:, :1].expand_as(delta))
+    assert delta[..., 3:].abs().max() == 0
+
+
+def test_perturbed_outputs_for_d_and_multiple_links():
+    links = build_links(
+        [
+            {"name": "a", "axes": [0, 2], "region": {"box": [0, 0, 0.5, 0.5]}},
+            {
+                "name": "b",
+                "axes": [2, 4],
+                "region": {"boxes": [[0.5, 0.5, 1, 1], [0, 0.5, 0.5, 1]]},
+            },
+        ],
+        W_DIM,
+    )
+    G = ToyG()
+    res = link_loss(_render(G), torch.randn(3, 2, W_DIM), links, c=torch.zeros(3, 0))
+    assert res.perturbed["image"].shape == (2 * 2 * 3, 3, RES, RES)
+    assert res.perturbed_c.shape == (12, 0)
+    assert {n.split("/")[1] for n in res.terms} == {"a", "b"}
+
+
+def test_box_mask_is_exact_on_the_grid_and_soft_between_pixels():
+    m = BoxRegion((BOX,)).mask(RES, RES)[0, 0]
+    assert m.sum().item() == 64 and set(m.unique().tolist()) == {0.0, 1.0}
+    soft = BoxRegion(((0.0, 0.0, 0.5 + 0.5 / RES, 1.0),)).mask(RES, RES)[0, 0]
+    assert soft[:, 8].unique().tolist() == [0.5]
+
+
+def test_mask_region_uses_the_provider_per_sample():
+    def provider(outputs, c):
+        return (outputs["image"].mean(1, keepdim=True) > 0).float()
+
+    region = MaskRegion("bright", provider)
+    img = torch.cat([torch.ones(1, 3, 8, 8), -torch.ones(1, 3, 8, 8)])
+    m = region({"image": img}, None)
+    assert m[0].sum() == 64 and m[1].sum() == 0
+
+
+def test_masked_mse_is_per_pixel_mean_and_zero_for_empty_masks():
+    a, b = torch.zeros(2, 3, 4, 4), torch.ones(2, 3, 4, 4)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[0, :, :2] = 1
+    assert masked_mse(a, b, mask).tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "specs, message",
+    [
+        ([{"name": "x", "axes": [0, 99], "region": {"box": [0, 0, 1, 1]}}], "outside [0, 8)"),
+        (
+            [
+                {"name": "x", "axes": [0, 4], "region": {"box": [0, 0, 0.5, 0.5]}},
+                {"name": "y", "axes": [3, 6], "region": {"box": [0.5, 0.5, 1, 1]}},
+            ],
+            "already linked to 'x'",
+        ),
+        ([{"name": "x", "axes": [0, 2], "region": {"box": [0.5, 0.5, 0.5, 0.8]}}], "is empty"),
+        ([{"name": "x", "axes": [0, 2], "region": {"box": [-0.1, 0, 0.5, 1.2]}}], "outside [0, 1]"),
+        ([{"name": "x", "axes": [0, 2], "region": {"boxes": []}}], "non-empty"),
+        ([{"name": "x", "axes": [0, 8], "region": {"box": [0, 0, 1, 1]}}], "all 8 axes"),
+        ([{"name": "x", "axes": [0, 2], "region": {"mask": "nope"}}], "unknown mask provider"),
+        ([{"name": "x", "axes": [0, 2], "region": {"cone": 1}}], "unknown region kind"),
+        ([{"name": "x", "axes": [0, 2]}], "missing 'region'"),
+        ([{"name": "x", "axes": [0, 2], "region": {"box": [0, 0, 1, 1]}, "wat": 1}], "wat"),
+    ],
+)
+def test_invalid_links_are_refused(specs, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        build_links(specs, W_DIM)
+
+
+def test_axes_forms():
+    assert parse_axes([0, 4], "x") == (0, 1, 2, 3)
+    assert parse_axes([5, 1, 3], "x") == (1, 3, 5)
+    assert parse_axes("2:4", "x") == (2, 3)
+    assert parse_axes({"indices": [7, 1]}, "x") == (1, 7)

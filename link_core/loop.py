@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from link_core import checkpoint as ckpt
 from link_core.config import Config, config_to_dict
+from link_core.data import image_to_float
 from link_core.errors import ConfigError, UserError
 from link_core.images import save_image_grid
 from link_core.interface import seeds_to_z
@@ -148,7 +149,7 @@ class StatsLog:
 
 def _collate(dataset: Dataset, indices: torch.Tensor, device: torch.device):
     items = [dataset[int(i)] for i in indices]
-    images = torch.stack([it["image"] for it in items]).to(device, torch.float32) / 127.5 - 1
+    images = image_to_float(torch.stack([it["image"] for it in items]).to(device))
     labels = torch.stack([it["label"] for it in items]).to(device, torch.float32)
     return images, labels
 

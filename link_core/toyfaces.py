@@ -1,0 +1,132 @@
+"""Procedural "toy faces": the built-in data set of the quickstart and the tests.
+
+Each image is drawn from ``(seed, index)`` alone, so any process draws the same image:
+
+- a random background colour;
+- a face ellipse (skin-ish colour, jittered centre and radii) that always contains the patches;
+- two eye patches, exact squares that fill ``TOYFACE_BOXES["left_eye"]`` / ``["right_eye"]``,
+  each with its own fill colour and an eye (disk + pupil) wholly inside the patch;
+- a mouth patch filling ``TOYFACE_BOXES["mouth"]`` with a bar of random size inside.
+
+Why patches: a link region is a box (or the part mask, which here equals the box), and the
+link loss can only separate what does not straddle the region's border (FACTS.md, "link
+loss prototype"). Patch edges lie on multiples of 1/16, so at every resolution >= 16 they
+fall on pixel edges and no pixel outside a box carries any of the part's colour.
+
+Every colour and size is drawn independently, so a generator can give each part its own
+latent axes. Images are drawn at 4x supersampling and area-downsampled (antialiasing); the
+part label map is drawn at the target resolution from pixel centres.
+"""
+
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+
+TOYFACE_PARTS: tuple[str, ...] = ("background", "face", "left_eye", "right_eye", "mouth")
+"""Part names; a part's id in the label map is its index here."""
+
+TOYFACE_BOXES: dict[str, tuple[float, float, float, float]] = {
+    "left_eye": (3 / 16, 5 / 16, 7 / 16, 9 / 16),
+    "right_eye": (9 / 16, 5 / 16, 13 / 16, 9 / 16),
+    "mouth": (5 / 16, 11 / 16, 11 / 16, 13 / 16),
+}
+"""Patch boxes as normalized ``(x0, y0, x1, y1)``; x to the right, y down, image = [0, 1]²."""
+
+SUPERSAMPLE = 4
+_MARGIN = 1 / 64  # gap between a drawn shape and its patch border (normalized)
+
+
+def _colour(
+    rng: np.random.Generator,
+    hue: tuple[float, float] = (0.0, 1.0),
+    sat: tuple[float, float] = (0.25, 1.0),
+    val: tuple[float, float] = (0.3, 1.0),
+) -> np.ndarray:
+    """A random RGB colour in [0, 1], shape ``[3]``, uniform in the given HSV ranges."""
+    h, s, v = rng.uniform(*hue), rng.uniform(*sat), rng.uniform(*val)
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32)
+
+
+def _face_ellipse(rng: np.random.Generator) -> tuple[float, float, float, float]:
+    """Centre and radii ``(cx, cy, rx, ry)`` of a face that contains every patch box."""
+    cx = 0.5 + rng.uniform(-0.02, 0.02)
+    cy = 0.52 + rng.uniform(-0.02, 0.02)
+    rx = rng.uniform(0.41, 0.47)
+    ry = rng.uniform(0.44, 0.49)
+    # The ellipse is convex: containing every box corner means containing every box.
+    # Grow it (keeping its shape) until all corners lie inside with a margin.
+    worst = max(
+        ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2
+        for x0, y0, x1, y1 in TOYFACE_BOXES.values()
+        for x in (x0, x1)
+        for y in (y0, y1)
+    )
+    grow = max(1.0, float(np.sqrt(worst / 0.9)))
+    return cx, cy, rx * grow, ry * grow
+
+
+def draw_toyface(seed: int, index: int, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+    """Draw toy face ``index`` of the set ``seed``.
+
+    Returns ``(image, mask)``: image uint8 ``[H, W, 3]`` RGB, mask uint8 ``[H, W]`` part ids
+    (indices into :data:`TOYFACE_PARTS`), ``H = W = resolution`` (a power of two >= 16).
+    """
+    r = int(resolution)
+    if r < 16 or r & (r - 1):
+        raise ValueError(f"toy faces: resolution must be a power of two >= 16, got {resolution}")
+    rng = np.random.default_rng([int(seed), int(index)])
+    n = r * SUPERSAMPLE
+    u = (np.arange(n, dtype=np.float32) + 0.5) / n  # supersample pixel centres
+    canvas = np.empty((n, n, 3), dtype=np.float32)
+
+    # Everything is drawn from rng in one fixed order, so an image depends on (seed, index) only.
+    canvas[:] = _colour(rng, sat=(0.15, 1.0), val=(0.2, 1.0))
+    cx, cy, rx, ry = _face_ellipse(rng)
+    face = ((u[None, :] - cx) / rx) ** 2 + ((u[:, None] - cy) / ry) ** 2 <= 1.0
+    canvas[face] = _colour(rng, hue=(-0.02, 0.12), sat=(0.2, 0.7), val=(0.45, 1.0))
+
+    for part in ("left_eye", "right_eye"):
+        x0, y0, x1, y1 = TOYFACE_BOXES[part]
+        sl = np.s_[round(y0 * n) : round(y1 * n), round(x0 * n) : round(x1 * n)]
+        patch = canvas[sl]  # a view: drawing into it draws into the canvas
+        patch[:] = _colour(rng, sat=(0.0, 0.8), val=(0.35, 1.0))
+        px, py = u[sl[1]], u[sl[0]]
+        rad = rng.uniform(0.05, 0.095)
+        ex = rng.uniform(x0 + rad + _MARGIN, x1 - rad - _MARGIN)
+        ey = rng.uniform(y0 + rad + _MARGIN, y1 - rad - _MARGIN)
+        eye = (px[None, :] - ex) ** 2 + (py[:, None] - ey) ** 2 <= rad**2
+        patch[eye] = _colour(rng, sat=(0.4, 1.0), val=(0.3, 1.0))
+        prad = rad * rng.uniform(0.3, 0.55)
+        ang = rng.uniform(0.0, 2 * np.pi)
+        off = (rad - prad) * rng.uniform(0.0, 0.7)
+        qx, qy = ex + off * np.cos(ang), ey + off * np.sin(ang)
+        pupil = (px[None, :] - qx) ** 2 + (py[:, None] - qy) ** 2 <= prad**2
+        patch[pupil] = _colour(rng, sat=(0.0, 1.0), val=(0.0, 0.45))
+
+    x0, y0, x1, y1 = TOYFACE_BOXES["mouth"]
+    sl = np.s_[round(y0 * n) : round(y1 * n), round(x0 * n) : round(x1 * n)]
+    patch = canvas[sl]
+    patch[:] = _colour(rng, sat=(0.1, 0.9), val=(0.35, 1.0))
+    px, py = u[sl[1]], u[sl[0]]
+    bw = rng.uniform(0.12, 0.32)
+    bh = rng.uniform(0.025, 0.07)
+    bx = rng.uniform(x0 + bw / 2 + _MARGIN, x1 - bw / 2 - _MARGIN)
+    by = rng.uniform(y0 + bh / 2 + _MARGIN, y1 - bh / 2 - _MARGIN)
+    bar = (np.abs(px[None, :] - bx) <= bw / 2) & (np.abs(py[:, None] - by) <= bh / 2)
+    patch[bar] = _colour(rng, sat=(0.3, 1.0), val=(0.15, 0.9))
+
+    # Area-downsample (box filter over each SUPERSAMPLE² block) for antialiased edges.
+    small = canvas.reshape(r, SUPERSAMPLE, r, SUPERSAMPLE, 3).mean(axis=(1, 3))
+    image = np.clip(np.rint(small * 255.0), 0, 255).astype(np.uint8)
+
+    # Label map at the target resolution from pixel centres: patches are pixel-aligned, so
+    # each patch id covers exactly its box; the face is the ellipse minus the patches.
+    c = (np.arange(r, dtype=np.float32) + 0.5) / r
+    mask = np.zeros((r, r), dtype=np.uint8)
+    mask[((c[None, :] - cx) / rx) ** 2 + ((c[:, None] - cy) / ry) ** 2 <= 1.0] = 1
+    for pid, part in enumerate(TOYFACE_PARTS[2:], start=2):
+        x0, y0, x1, y1 = TOYFACE_BOXES[part]
+        mask[round(y0 * r) : round(y1 * r), round(x0 * r) : round(x1 * r)] = pid
+    return image, mask

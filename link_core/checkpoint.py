@@ -171,6 +171,16 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if CKPT_PATTERN.match(p.name))
 
 
+def remove_stale_temps(run_dir: str | Path) -> int:
+    """Delete temp files a killed writer left behind (never a finished checkpoint)."""
+    removed = 0
+    for folder in (Path(run_dir), Path(run_dir) / "checkpoints"):
+        for p in folder.glob(".*.tmp-*") if folder.is_dir() else ():
+            p.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def checkpoint_path(run_dir: str | Path, images_seen: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"ckpt-{images_seen:09d}.safetensors"
 

@@ -308,8 +308,10 @@ class Trainer:
                 # Perturbed images are fakes too (paper §3.2): G must keep them realistic,
                 # and D sees them (detached) in the next D step.
                 c_pert = res.perturbed_c
+                # Not scaled by the interval: this is adversarial signal on extra samples,
+                # not a regularizer whose average strength must be preserved.
                 adv = g_nonsaturating_loss(self.D(res.perturbed, c_pert))
-                total = total + adv * cfg.link.interval
+                total = total + adv
                 stats.add("Loss/G/link_adv", adv)
                 sel = torch.randperm(next(iter(res.perturbed.values())).shape[0])[: self.batch]
                 self.pending_fakes = (
@@ -418,6 +420,7 @@ class Trainer:
         if tc.kimg <= 0 and tc.minutes <= 0:
             raise ConfigError("set a budget: train.kimg or train.minutes must be > 0")
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt.remove_stale_temps(self.run_dir)
         (self.run_dir / "config.yaml").write_text(
             yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False), encoding="utf-8"
         )

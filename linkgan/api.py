@@ -113,6 +113,7 @@ def train(
             f"model.c_dim is {cfg.model.c_dim} but the data set's labels have "
             f"{dataset.label_dim} values"
         )
+    torch.manual_seed(cfg.train.seed)  # same seed, same initial networks
     G, D = build_networks(cfg)
     trainer = Trainer(cfg, G, D, dataset, out, links=links, progress=progress)
     if latest is not None:

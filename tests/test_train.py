@@ -1,0 +1,104 @@
+"""Real (tiny) training runs: budgets, checkpoints, bit-exact resume, a run's files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from link_core import checkpoint as ckpt
+from link_core.errors import UserError
+from link_core.loop import lazy_ratio
+from linkgan import api
+
+
+def _weights(run_dir):
+    tensors, meta = ckpt.read_file(ckpt.list_checkpoints(run_dir)[-1])
+    return tensors, meta["counters"]
+
+
+def test_lazy_ratio_matches_stylegan2():
+    assert lazy_ratio([16]) == pytest.approx(16 / 17)
+    assert lazy_ratio([8, 4]) == pytest.approx(4 / 5)  # reg phase every 4 steps
+    assert lazy_ratio([]) == 1.0
+
+
+def test_run_writes_its_files_and_logs_every_term(tmp_path, tiny_overrides):
+    result = api.train(
+        tmp_path / "run", None, [*tiny_overrides, "train.kimg=0.032"], progress=False
+    )
+    assert result.images_seen == 32 and result.steps == 8
+    run = tmp_path / "run"
+    for name in ("config.yaml", "stats.jsonl", "model.safetensors"):
+        assert (run / name).is_file(), name
+    assert list((run / "samples").glob("*.png")) and list((run / "tensorboard").iterdir())
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    keys = set().union(*rows)
+    for key in (
+        "Loss/G/adv",
+        "Loss/D/loss",
+        "Loss/D/r1",
+        "Loss/link/left_eye/image/in",
+        "Loss/link/left_eye/image/out",
+        "Loss/G/link_adv",
+        "Timing/s_per_kimg",
+    ):
+        assert key in keys, key
+    # A fresh run never overwrites an existing one.
+    with pytest.raises(UserError, match="already holds a run"):
+        api.train(run, None, [*tiny_overrides, "train.kimg=0.032"], progress=False)
+
+
+def test_link_off_logs_no_link_terms(tmp_path, tiny_overrides):
+    api.train(
+        tmp_path / "r",
+        None,
+        [*tiny_overrides, "train.kimg=0.016", "link.enabled=false"],
+        progress=False,
+    )
+    text = (tmp_path / "r" / "stats.jsonl").read_text()
+    assert "Loss/link" not in text and "Loss/G/adv" in text
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, tiny_overrides):
+    straight = tmp_path / "straight"
+    api.train(straight, None, [*tiny_overrides, "train.kimg=0.064"], progress=False)
+    split = tmp_path / "split"
+    api.train(split, None, [*tiny_overrides, "train.kimg=0.032"], progress=False)
+    _, counters = _weights(split)
+    assert counters["images_seen"] == 32
+    api.train(split, None, ["train.kimg=0.064"], resume=True, progress=False)
+    a, ca = _weights(straight)
+    b, cb = _weights(split)
+    assert ca["step"] == cb["step"] == 16 and ca["images_seen"] == cb["images_seen"] == 64
+    assert set(a) == set(b)
+    for key in a:  # networks, EMA, Adam moments
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_resume_refuses_a_changed_model(tmp_path, tiny_overrides):
+    run = tmp_path / "r"
+    api.train(run, None, [*tiny_overrides, "train.kimg=0.016"], progress=False)
+    with pytest.raises(UserError, match="model section differs"):
+        api.train(run, None, ["model.w_dim=32"], resume=True, progress=False)
+
+
+def test_minutes_budget_stops_training(tmp_path, tiny_overrides):
+    result = api.train(
+        tmp_path / "r", None, [*tiny_overrides, "train.minutes=0.03"], progress=False
+    )
+    assert 1.5 <= result.seconds <= 10 and result.steps > 0
+
+
+def test_checkpoints_are_pruned_and_atomic(tmp_path, tiny_overrides):
+    run = tmp_path / "r"
+    api.train(
+        run,
+        None,
+        [*tiny_overrides, "train.kimg=0.048", "train.ckpt_every_minutes=0.0", "train.keep_ckpts=2"],
+        progress=False,
+    )
+    names = [p.name for p in ckpt.list_checkpoints(run)]
+    assert len(names) == 2 and names[-1] == "ckpt-000000048.safetensors"
+    assert not [p for p in (run / "checkpoints").iterdir() if ".tmp" in p.name]

@@ -50,6 +50,10 @@ class ModelConfig:
     """Channels at resolution r are ``min(channel_base // r, channel_max)`` (StyleGAN2)."""
     channel_max: int = 32
     use_noise: bool = True
+    style_init: float = 1.0
+    """Initial scale of the w -> style affine weights (StyleGAN2: 1). Small values (0.1)
+    start styles nearly independent of w, so links form by growing the right dependencies
+    rather than tearing the wrong ones down (quickstart: see README)."""
     mbstd_group: int = 4
     d_channel_base: int = 0
     """Discriminator channel base; 0 means the same as ``channel_base``."""

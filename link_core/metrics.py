@@ -5,6 +5,8 @@ For each link, over N fixed seeds, with images in [0, 1]:
                        axes (Table 2: high edit_in, low edit_out is a good link);
   rest_in / rest_out : the same after resampling every *other* axis (Table 3's MSE_i is
                        rest_in: the region should not move).
+  region_var         : per-pixel variance across the N originals, averaged over the region:
+                       a strong λ can "link" by making the part dull, which this exposes.
 MSE is the mean squared change per masked pixel and channel (``link.masked_mse``), averaged
 over samples.
 """
@@ -58,6 +60,8 @@ def link_mse(
         }
         for lk in links
     }
+    # Running sums for the region's diversity: Σx, Σx² per pixel and Σmask per link.
+    moments: dict[str, list] = {}
     for start in range(0, num, batch):
         seeds = range(seed + start, seed + min(num, start + batch))
         n = len(seeds)
@@ -79,6 +83,10 @@ def link_mse(
             for name, fn in maps.items():
                 x, xe, xr = fn(base), fn(edit), fn(rest)
                 m = resize_mask(mask, x.shape[-2:])
+                mom = moments.setdefault(f"{lk.name}/{name}", [0.0, 0.0, 0.0])
+                mom[0] = mom[0] + x.sum(0)
+                mom[1] = mom[1] + x.square().sum(0)
+                mom[2] = mom[2] + m.sum(0)
                 acc = sums[lk.name][name]
                 acc["edit_in"] += float(masked_mse(xe, x, m).sum())
                 acc["edit_out"] += float(masked_mse(xe, x, 1 - m).sum())
@@ -88,8 +96,12 @@ def link_mse(
         name: {m: {k: v / num for k, v in acc.items()} for m, acc in per_map.items()}
         for name, per_map in sums.items()
     }
-    for per_map in result.values():
-        for acc in per_map.values():
+    for name, per_map in result.items():
+        for map_name, acc in per_map.items():
             acc["out_over_in"] = acc["edit_out"] / max(acc["edit_in"], 1e-12)
+            s1, s2, mass = moments[f"{name}/{map_name}"]
+            var = (s2 / num - (s1 / num).square()).clamp(min=0).mean(0)  # [H, W]
+            region = mass[0] / num
+            acc["region_var"] = float((var * region).sum() / region.sum().clamp(min=1e-8))
     settings = {"num": num, "seed": seed, "mode": mode, "alpha": alpha, "images": "[0, 1]"}
     return {"link_mse": result, "settings": settings}

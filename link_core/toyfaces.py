@@ -5,7 +5,7 @@ Each image is drawn from ``(seed, index)`` alone, so any process draws the same 
 - a random background colour;
 - a face ellipse (skin-ish colour, jittered centre and radii) that always contains the patches;
 - two eye patches, exact squares that fill ``TOYFACE_BOXES["left_eye"]`` / ``["right_eye"]``,
-  each with its own fill colour and an eye (disk + pupil) wholly inside the patch;
+  each with its own vivid fill colour and an eye disk wholly inside the patch;
 - a mouth patch filling ``TOYFACE_BOXES["mouth"]`` with a bar of random size inside.
 
 Why patches: a link region is a box (or the part mask, which here equals the box), and the
@@ -91,19 +91,15 @@ def draw_toyface(seed: int, index: int, resolution: int) -> tuple[np.ndarray, np
         x0, y0, x1, y1 = TOYFACE_BOXES[part]
         sl = np.s_[round(y0 * n) : round(y1 * n), round(x0 * n) : round(x1 * n)]
         patch = canvas[sl]  # a view: drawing into it draws into the canvas
-        patch[:] = _colour(rng, sat=(0.0, 0.8), val=(0.35, 1.0))
+        # Vivid fills and a large disk: the part must be salient at 32² so that D notices
+        # when G dulls it (a grey patch would be a realistic mode otherwise).
+        patch[:] = _colour(rng, sat=(0.55, 1.0), val=(0.55, 1.0))
         px, py = u[sl[1]], u[sl[0]]
-        rad = rng.uniform(0.05, 0.095)
+        rad = rng.uniform(0.06, 0.1)
         ex = rng.uniform(x0 + rad + _MARGIN, x1 - rad - _MARGIN)
         ey = rng.uniform(y0 + rad + _MARGIN, y1 - rad - _MARGIN)
         eye = (px[None, :] - ex) ** 2 + (py[:, None] - ey) ** 2 <= rad**2
-        patch[eye] = _colour(rng, sat=(0.4, 1.0), val=(0.3, 1.0))
-        prad = rad * rng.uniform(0.3, 0.55)
-        ang = rng.uniform(0.0, 2 * np.pi)
-        off = (rad - prad) * rng.uniform(0.0, 0.7)
-        qx, qy = ex + off * np.cos(ang), ey + off * np.sin(ang)
-        pupil = (px[None, :] - qx) ** 2 + (py[:, None] - qy) ** 2 <= prad**2
-        patch[pupil] = _colour(rng, sat=(0.0, 1.0), val=(0.0, 0.45))
+        patch[eye] = _colour(rng, sat=(0.5, 1.0), val=(0.1, 1.0))
 
     x0, y0, x1, y1 = TOYFACE_BOXES["mouth"]
     sl = np.s_[round(y0 * n) : round(y1 * n), round(x0 * n) : round(x1 * n)]

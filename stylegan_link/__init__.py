@@ -31,8 +31,8 @@ def build(model_cfg: Any) -> tuple[Generator, Discriminator]:
     """Build ``(G, D)`` from a model config (``link_core.config.ModelConfig`` or lookalike).
 
     Reads ``resolution, z_dim, w_dim, c_dim, mapping_layers, mapping_lr_mult, channel_base,
-    channel_max, use_noise, mbstd_group, d_channel_base, d_channel_max``; the last two may be
-    0 or None, meaning the generator's values.
+    channel_max, use_noise, style_init, mbstd_group, d_channel_base, d_channel_max``; the two
+    D values may be 0 or None, meaning the generator's values.
     """
     cfg = model_cfg
     channel_base = cfg.channel_base
@@ -48,6 +48,7 @@ def build(model_cfg: Any) -> tuple[Generator, Discriminator]:
         channel_base=channel_base,
         channel_max=channel_max,
         use_noise=cfg.use_noise,
+        style_init=cfg.style_init,
     )
     D = Discriminator(
         c_dim=cfg.c_dim,

@@ -182,6 +182,23 @@ class SynthesisBlock(nn.Module):
         return x, img
 
 
+def scale_style_affines(module: nn.Module, scale: float) -> None:
+    """Multiply the initial w -> style affine weights by ``scale`` (biases stay at 1).
+
+    StyleGAN2 starts every style dependent on every w axis (``scale = 1``). A link needs the
+    opposite: a region's styles must depend on the link's axes only. Starting near
+    independence (e.g. 0.1) lets the link loss decide which axes each style grows to use,
+    instead of having to tear 3/4 of the dependencies down while the adversarial loss
+    fights back; see the quickstart numbers in the README.
+    """
+    if scale == 1.0:
+        return
+    with torch.no_grad():
+        for name, param in module.named_parameters():
+            if name.endswith("affine.weight"):
+                param.mul_(scale)
+
+
 class SynthesisNetwork(nn.Module):
     """ws ``[B, num_ws, w_dim]`` -> image ``[B, img_channels, R, R]`` (raw, no tanh).
 
@@ -196,6 +213,7 @@ class SynthesisNetwork(nn.Module):
         channel_base: int = 32768,
         channel_max: int = 512,
         use_noise: bool = True,
+        style_init: float = 1.0,
     ) -> None:
         super().__init__()
         check_resolution(img_resolution)
@@ -212,6 +230,7 @@ class SynthesisNetwork(nn.Module):
             )
             in_ch = out_ch
         self.num_ws = sum(b.num_conv for b in self.blocks) + self.blocks[-1].num_torgb
+        scale_style_affines(self, style_init)
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
@@ -244,12 +263,13 @@ class Generator(nn.Module):
         channel_base: int = 32768,
         channel_max: int = 512,
         use_noise: bool = True,
+        style_init: float = 1.0,
     ) -> None:
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
         self.img_resolution, self.img_channels = img_resolution, img_channels
         self.synthesis_net = SynthesisNetwork(
-            w_dim, img_resolution, img_channels, channel_base, channel_max, use_noise
+            w_dim, img_resolution, img_channels, channel_base, channel_max, use_noise, style_init
         )
         self.num_ws = self.synthesis_net.num_ws
         self.mapping_net = MappingNetwork(

@@ -219,6 +219,7 @@ def test_build_from_config() -> None:
         mapping_lr_mult=0.01,
         channel_base=512,
         channel_max=16,
+        style_init=1.0,
         use_noise=False,
         mbstd_group=2,
         d_channel_base=0,
@@ -271,3 +272,16 @@ def test_timing_64() -> None:
     finally:
         torch.set_num_threads(threads)
     print(f"\n[timing] G 64² ch128 b8 fwd+bwd {t_g:.2f} s; G+D {t_gd:.2f} s")
+
+
+def test_style_init_scales_only_the_style_affines():
+    torch.manual_seed(0)
+    a = Generator(16, 0, 16, 16, channel_base=256, channel_max=16)
+    torch.manual_seed(0)
+    b = Generator(16, 0, 16, 16, channel_base=256, channel_max=16, style_init=0.1)
+    pa, pb = dict(a.named_parameters()), dict(b.named_parameters())
+    affines = [n for n in pa if n.endswith("affine.weight")]
+    assert affines
+    for name in pa:
+        factor = 0.1 if name in affines else 1.0
+        assert torch.allclose(pb[name], pa[name] * factor), name

@@ -306,17 +306,15 @@ class Trainer:
             stats.add("Loss/link/total", res.total)
             if cfg.link.feed_d:
                 # Perturbed images are fakes too (paper §3.2): G must keep them realistic,
-                # and D sees them (detached) in the next D step.
-                c_pert = res.perturbed_c
-                # Not scaled by the interval: this is adversarial signal on extra samples,
-                # not a regularizer whose average strength must be preserved.
-                adv = g_nonsaturating_loss(self.D(res.perturbed, c_pert))
+                # and D sees them (detached) in this step's D phase. Not scaled by the
+                # interval: this is adversarial signal on extra samples, not a regularizer.
+                adv = g_nonsaturating_loss(self.D(res.perturbed, res.perturbed_c))
                 total = total + adv
                 stats.add("Loss/G/link_adv", adv)
-                sel = torch.randperm(next(iter(res.perturbed.values())).shape[0])[: self.batch]
+                sel = torch.randperm(res.perturbed_c.shape[0])[: self.batch]
                 self.pending_fakes = (
                     {k: v[sel].detach() for k, v in res.perturbed.items()},
-                    c_pert[sel].detach() if c_pert is not None else c[:0],
+                    res.perturbed_c[sel],
                 )
         if cfg.loss.pl_weight > 0 and s % cfg.loss.pl_interval == 0:
             n = max(1, self.batch // cfg.loss.pl_batch_shrink)

@@ -3,8 +3,6 @@ resampling, modulated convolution, gradients, build(config). Tiny networks, CPU 
 
 from __future__ import annotations
 
-import os
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -232,46 +230,6 @@ def test_build_from_config() -> None:
     assert D(G(torch.randn(3, 16))).shape == (3, 1)
     cfg.d_channel_max = 8
     assert build(cfg)[1].from_rgb.weight.shape[0] == 8
-
-
-def _time_step(G: Generator, D: Discriminator | None, batch: int, reps: int = 2) -> float:
-    best = float("inf")
-    for _ in range(reps + 1):  # the first run warms up
-        t = time.perf_counter()
-        out = G(torch.randn(batch, G.z_dim))
-        loss = F.softplus(-D(out)).mean() if D is not None else out["image"].square().mean()
-        loss.backward()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def test_timing_tiny() -> None:
-    """Prints (never asserts) one fwd+bwd of a tiny G (32², ch 32, batch 4); run with -s."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        G = tiny_g(32)
-        t_g = _time_step(G, None, 4)
-        t_gd = _time_step(G, tiny_d(32), 4)
-    finally:
-        torch.set_num_threads(threads)
-    print(f"\n[timing] G 32² ch32 b4 fwd+bwd {t_g * 1e3:.0f} ms; G+D {t_gd * 1e3:.0f} ms")
-
-
-@pytest.mark.skipif(not os.environ.get("LINKGAN_TIMING"), reason="set LINKGAN_TIMING=1 (~10 s)")
-def test_timing_64() -> None:
-    """Prints (never asserts) G and G+D fwd+bwd at 64², ch 128, batch 8; run with -s."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        kw = dict(channel_base=32768, channel_max=128)
-        G = Generator(z_dim=128, c_dim=0, w_dim=128, img_resolution=64, mapping_layers=2, **kw)
-        D = Discriminator(c_dim=0, img_resolution=64, **kw)
-        t_g = _time_step(G, None, 8)
-        t_gd = _time_step(G, D, 8)
-    finally:
-        torch.set_num_threads(threads)
-    print(f"\n[timing] G 64² ch128 b8 fwd+bwd {t_g:.2f} s; G+D {t_gd:.2f} s")
 
 
 def test_style_init_scales_only_the_style_affines():

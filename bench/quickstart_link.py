@@ -1,0 +1,59 @@
+"""The README's linking table: train the 2D quickstart with the link on and off (same
+budget, one after the other) and measure link_mse on both.
+
+    python bench/quickstart_link.py --minutes 6 --out bench/results/quickstart_link.json
+
+About 13 minutes on 2 cores at the default budget. Extra ``--set`` overrides apply to both
+runs (e.g. ``--set link.batch_shrink=1``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from linkgan import api
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/quickstart_2d.yaml")
+    parser.add_argument("--minutes", type=float, default=6.0)
+    parser.add_argument("--num", type=int, default=256)
+    parser.add_argument("--out", default="bench/results/quickstart_link.json")
+    parser.add_argument("--set", dest="overrides", action="append", default=[])
+    args = parser.parse_args()
+
+    result = {"config": args.config, "minutes": args.minutes, "overrides": args.overrides}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("on", "off"):
+            overrides = [
+                *args.overrides,
+                f"train.minutes={args.minutes}",
+                "train.kimg=0",
+                f"link.enabled={'true' if mode == 'on' else 'false'}",
+            ]
+            run = api.train(Path(tmp) / mode, args.config, overrides, progress=True)
+            metrics = api.measure(run.run_dir, ["link_mse"], num=args.num)
+            result[f"link_{mode}"] = {
+                "steps": run.steps,
+                "kimg": run.images_seen / 1000,
+                "link_mse": metrics["link_mse"],
+                "settings": metrics["settings"],
+            }
+    on = result["link_on"]["link_mse"]
+    off = result["link_off"]["link_mse"]
+    result["out_over_in_ratio_off_vs_on"] = {
+        name: off[name]["image"]["out_over_in"] / max(on[name]["image"]["out_over_in"], 1e-12)
+        for name in on
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result["out_over_in_ratio_off_vs_on"]))
+
+
+if __name__ == "__main__":
+    main()

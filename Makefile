@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-MINUTES ?= 5
+MINUTES ?= 6
 OUT     ?= demo_out
 ARGS    ?=
 

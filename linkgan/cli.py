@@ -93,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         subs,
         "demo",
         "The main job on the built-in data: train, edit grids, metrics.",
-        "linkgan demo --minutes 5 --out demo_out",
+        "linkgan demo --minutes 6 --out demo_out",
     )
-    p.add_argument("--minutes", type=float, default=5.0, help="training budget")
+    p.add_argument("--minutes", type=float, default=6.0, help="training budget")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--config", default=None, help="preset (default: configs/quickstart_2d.yaml)")
     return parser

@@ -102,3 +102,31 @@ def test_checkpoints_are_pruned_and_atomic(tmp_path, tiny_overrides):
     names = [p.name for p in ckpt.list_checkpoints(run)]
     assert len(names) == 2 and names[-1] == "ckpt-000000048.safetensors"
     assert not [p for p in (run / "checkpoints").iterdir() if ".tmp" in p.name]
+
+
+def test_conditional_model_with_path_length_on_a_labelled_folder(tmp_path, tiny_overrides):
+    """Class labels from dataset.json reach G and D; path-length reg runs and is logged."""
+    from link_core.data import ToyFaces, write_dataset_zip
+
+    folder = tmp_path / "data"
+    write_dataset_zip(ToyFaces(16, 16), str(folder))
+    meta_path = folder / "dataset.json"
+    meta = json.loads(meta_path.read_text())
+    names = sorted(str(p.relative_to(folder)) for p in folder.rglob("img*.png"))
+    meta["labels"] = [[name, i % 3] for i, name in enumerate(names)]
+    meta_path.write_text(json.dumps(meta))
+    overrides = [
+        *tiny_overrides,
+        f"data.path={folder}",
+        "model.c_dim=3",
+        "loss.pl_weight=2",
+        "loss.pl_interval=2",
+        "train.kimg=0.016",
+    ]
+    api.train(tmp_path / "run", None, overrides, progress=False)
+    text = (tmp_path / "run" / "stats.jsonl").read_text()
+    assert "Loss/G/pl" in text
+    G, cfg = api.load_generator(tmp_path / "run")
+    assert G.c_dim == 3 and cfg.model.c_dim == 3
+    with pytest.raises(UserError, match="c_dim is 0 but the data set's labels have 3"):
+        api.train(tmp_path / "run2", None, [*overrides, "model.c_dim=0"], progress=False)

@@ -43,7 +43,16 @@ def main() -> None:
     G, D = api.build_networks(cfg)
     links = api.make_links(cfg)
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, G, D, api.open_data(cfg), tmp, links=links, progress=False)
+        trainer = Trainer(
+            cfg,
+            G,
+            D,
+            api.open_data(cfg),
+            tmp,
+            links=links,
+            g_regularizers=api.backbone_regularizers(cfg),
+            progress=False,
+        )
         stats = StatsLog(Path(tmp), tensorboard=False)
         for _ in range(block):  # warm-up (allocator, caches)
             trainer.train_step(stats)

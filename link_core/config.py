@@ -22,7 +22,13 @@ from link_core.errors import ConfigError
 @dataclass
 class DataConfig:
     path: str = ""
-    """Image folder or zip (StyleGAN/EG3D layout). Empty: the built-in toy-face data set."""
+    """Image folder or zip (StyleGAN/EG3D layout). Empty: the built-in ``synthetic`` set."""
+    synthetic: str = "toyfaces"
+    """Built-in data set when ``path`` is empty: ``toyfaces`` (2D), or ``heads`` / ``scenes``
+    (3D, rendered once with pytorch3d and cached under ``$LINKGAN_CACHE``)."""
+    cameras: str = "orbit"
+    """Camera distribution of the built-in 3D sets: ``orbit`` (360° yaw, ±30° pitch) or
+    ``frontal`` (FFHQ-like cone)."""
     resolution: int = 32
     """Image resolution (power of two). Must match the data set's images."""
     xflip: bool = False
@@ -83,6 +89,12 @@ class LinkConfig:
     """Output maps the loss regularizes, with a weight each (EG3D adds image_raw, depth)."""
     batch_shrink: int = 1
     """Run the link phase on ``batch // batch_shrink`` samples (cheaper lazy phase)."""
+    volume_weight: float = 0.0
+    """Weight of the volumetric link term (3-D regions, generators with ``sample_mixed``):
+    compare density and colour at random 3-D points inside/outside the region after
+    perturbing, without rendering. 0: off."""
+    volume_points: int = 1024
+    """Random 3-D points per sample for the volumetric term."""
 
 
 @dataclass
@@ -220,6 +232,14 @@ def _from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     return cls(**kwargs)
 
 
+def dataclass_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
+    """Strictly build any config dataclass (e.g. a backbone's options from ``model.extra``):
+    unknown keys and wrong types raise :class:`ConfigError` naming ``where.key``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
+    return _from_dict(cls, data, where)
+
+
 def config_from_dict(data: dict[str, Any]) -> Config:
     """Build a :class:`Config` from a (possibly partial) nested mapping; strict on keys."""
     if data is None:
@@ -306,6 +326,12 @@ def validate_config(cfg: Config) -> None:
     for key, value in {"train.kimg": cfg.train.kimg, "train.minutes": cfg.train.minutes}.items():
         if value < 0:
             raise ConfigError(f"{key}: must be >= 0, got {value}")
+    if cfg.data.synthetic not in ("toyfaces", "heads", "scenes"):
+        raise ConfigError(
+            f"data.synthetic: expected toyfaces, heads or scenes, got {cfg.data.synthetic!r}"
+        )
+    if cfg.data.cameras not in ("orbit", "frontal"):
+        raise ConfigError(f"data.cameras: expected orbit or frontal, got {cfg.data.cameras!r}")
     if cfg.metrics.mode not in ("resample", "perturb"):
         raise ConfigError(
             f"metrics.mode: expected 'resample' or 'perturb', got {cfg.metrics.mode!r}"

@@ -556,15 +556,44 @@ def _reason(message: str) -> str:
 
 
 def open_dataset(
-    path: str, resolution: int, xflip: bool = False, seed: int = 0, num_images: int = 4096
+    path: str,
+    resolution: int,
+    xflip: bool = False,
+    seed: int = 0,
+    num_images: int = 4096,
+    synthetic: str = "toyfaces",
+    cameras: str = "orbit",
 ) -> LinkDataset:
-    """The data set of a config: toy faces when ``path`` is empty, else a folder or zip.
+    """The data set of a config: a folder or zip when ``path`` is set, else the built-in
+    ``synthetic`` set (``toyfaces``, or the 3D ``heads`` / ``scenes``, see
+    :func:`synthetic_3d_zip`).
 
     Raises DataError if a folder's or zip's images are not ``resolution²``.
     """
-    if not path:
+    if path:
+        return ImageFolderDataset(path, resolution=resolution, xflip=xflip)
+    if synthetic == "toyfaces":
         return ToyFaces(resolution=resolution, num_images=num_images, seed=seed, xflip=xflip)
-    return ImageFolderDataset(path, resolution=resolution, xflip=xflip)
+    zip_path = synthetic_3d_zip(synthetic, num_images, resolution, seed, cameras)
+    return ImageFolderDataset(zip_path, resolution=resolution, xflip=xflip)
+
+
+def cache_dir() -> Path:
+    """Where built-in 3D data sets are cached: ``$LINKGAN_CACHE`` or ``~/.cache/linkgan``."""
+    return Path(os.environ.get("LINKGAN_CACHE") or Path.home() / ".cache" / "linkgan")
+
+
+def synthetic_3d_zip(kind: str, num: int, resolution: int, seed: int, cameras: str) -> str:
+    """The zip of a built-in 3D data set, rendered on first use (pytorch3d) and cached.
+
+    The name holds every parameter, so a cached file is reused only for the same set.
+    """
+    path = cache_dir() / f"{kind}_n{num}_r{resolution}_{cameras}_s{seed}.zip"
+    if not path.is_file():
+        from link_core.synth3d import synthesize  # pytorch3d stays out of plain imports
+
+        synthesize(kind, num, resolution, str(path), seed=seed, cameras=cameras)
+    return str(path)
 
 
 def _encode_png(arr: np.ndarray, what: str) -> bytes:

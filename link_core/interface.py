@@ -6,6 +6,15 @@
   ``[B, 3, H, W]`` in [-1, 1]; EG3D adds ``image_raw`` and ``image_depth``.
 - ``D(outputs: dict, c) -> logits [B, 1]``.
 
+Optional parts a backbone may offer (tools test with ``getattr``):
+
+- ``G.sample_mixed(points [B, P, 3], ws) -> {"sigma", "rgb", ...}``: the 3-D field (EG3D);
+- ``G.sample_cameras(n, generator) -> [n, c_dim]``: its camera distribution (metrics);
+- ``G.default_cameras(n) -> [n, c_dim]``: the view for edits and stills (frontal);
+- ``G.camera``: a :class:`~link_core.cameras.CameraSpec` (radius, FOV, pivot) for camera paths;
+- ``G.map_scales``: per-map factors to the images' [-1, 1] scale for the link loss (depth);
+- ``G.update_schedule(kimg)`` / ``D.update_schedule(kimg)``: kimg-driven schedules.
+
 Render, export, metrics and the loop speak only this; none asks which backbone it holds.
 """
 
@@ -65,3 +74,23 @@ def parse_seeds(text: str) -> list[int]:
     if any(s < 0 for s in seeds):
         raise ValueError(f"seeds must be >= 0 in {text!r}")
     return seeds
+
+
+def eval_cameras(
+    G: torch.nn.Module, num: int, seed: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """``[num, c_dim]`` labels for evaluation: the generator's own camera distribution when
+    it has one (``G.sample_cameras``), else zeros (unconditional models)."""
+    sampler = getattr(G, "sample_cameras", None)
+    if sampler is None:
+        return torch.zeros(num, G.c_dim, device=device)
+    return sampler(num, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+def view_cameras(G: torch.nn.Module, num: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``[num, c_dim]`` labels for stills and edits: ``G.default_cameras`` (EG3D: frontal)
+    when the generator has them, else zeros."""
+    views = getattr(G, "default_cameras", None)
+    if views is None:
+        return torch.zeros(num, G.c_dim, device=device)
+    return views(num).to(device)

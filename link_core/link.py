@@ -108,6 +108,36 @@ class MaskRegion:
 
 
 @dataclass(frozen=True)
+class Box3DRegion:
+    """A box in object space ``(x0, y0, z0, x1, y1, z1)`` (world units; 3-D-aware backbones).
+
+    The mask of a view is where the rendered surface point — the camera ray at the rendered
+    ``image_depth`` — lies inside the box, so the link owns the same part of the object
+    from every angle (beyond the paper, whose regions are fixed in the image). Rays that hit
+    nothing report the far bound as depth, which lies outside any box inside the volume.
+    """
+
+    box: tuple[float, float, float, float, float, float]
+
+    def contains(self, points: torch.Tensor) -> torch.Tensor:
+        """``points [..., 3]`` -> bool ``[...]``."""
+        lo = points.new_tensor(self.box[:3])
+        hi = points.new_tensor(self.box[3:])
+        return ((points >= lo) & (points <= hi)).all(-1)
+
+    def __call__(self, outputs: Outputs, c: torch.Tensor | None = None) -> torch.Tensor:
+        from link_core.cameras import unproject_depth
+
+        depth = outputs.get("image_depth")
+        if depth is None or c is None:
+            raise ValueError("a box3d region needs 'image_depth' and cameras (a 3-D backbone)")
+        with torch.no_grad():
+            points = unproject_depth(c.to(depth.dtype), depth.detach())  # [B, h, w, 3]
+            mask = self.contains(points)[:, None].to(depth.dtype)
+        return resize_mask(mask, outputs["image"].shape[-2:])
+
+
+@dataclass(frozen=True)
 class Link:
     """A link: a name, the indices of w it owns, and the region they control."""
 
@@ -171,6 +201,17 @@ def _parse_box(box: Any, where: str) -> tuple[float, float, float, float]:
     return (x0, y0, x1, y1)
 
 
+def _parse_box3d(box: Any, where: str) -> tuple[float, float, float, float, float, float]:
+    if not isinstance(box, list | tuple) or len(box) != 6:
+        raise ConfigError(f"{where}: a 3-D box is [x0, y0, z0, x1, y1, z1], got {box!r}")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box):
+        raise ConfigError(f"{where}: box values must be numbers, got {box!r}")
+    v = tuple(float(x) for x in box)
+    if any(v[i + 3] <= v[i] for i in range(3)):
+        raise ConfigError(f"{where}: box {list(box)} is empty (needs x0 < x1, y0 < y1, z0 < z1)")
+    return v  # type: ignore[return-value]
+
+
 RegionFactory = Callable[[Any, str], Region]
 """Builds a region from its config value and the config path (for messages)."""
 
@@ -181,13 +222,14 @@ def build_region(
     providers: Mapping[str, MaskProvider] | None = None,
     region_kinds: Mapping[str, RegionFactory] | None = None,
 ) -> Region:
-    """A region from ``{box: [...]}``, ``{boxes: [[...], ...]}`` or ``{mask: NAME}``.
+    """A region from ``{box: [...]}``, ``{boxes: [[...], ...]}``, ``{mask: NAME}`` or
+    ``{box3d: [x0, y0, z0, x1, y1, z1]}`` (object space; needs a 3-D-aware backbone).
 
     ``providers`` maps mask names to providers; ``region_kinds`` lets a backbone add kinds
     (EG3D's ``box3d``) without this module knowing about it.
     """
     if not isinstance(spec, dict) or len(spec) != 1:
-        kinds = ["box", "boxes", "mask", *(region_kinds or {})]
+        kinds = ["box", "boxes", "mask", "box3d", *(region_kinds or {})]
         raise ConfigError(f"{where}: expected exactly one of {kinds}, got {spec!r}")
     ((kind, value),) = spec.items()
     if kind == "box":
@@ -204,9 +246,11 @@ def build_region(
             known = ", ".join(sorted(providers)) or "none configured"
             raise ConfigError(f"{where}.mask: unknown mask provider {value!r} (available: {known})")
         return MaskRegion(value, providers[value])
+    if kind == "box3d":
+        return Box3DRegion(_parse_box3d(value, f"{where}.box3d"))
     if region_kinds and kind in region_kinds:
         return region_kinds[kind](value, f"{where}.{kind}")
-    known = ["box", "boxes", "mask", *(region_kinds or {})]
+    known = ["box", "boxes", "mask", "box3d", *(region_kinds or {})]
     raise ConfigError(f"{where}: unknown region kind '{kind}' (known: {', '.join(known)})")
 
 
@@ -312,6 +356,7 @@ def link_loss(
     lambda_in: float = 1.0,
     lambda_out: float = 1.0,
     maps: Mapping[str, float] | None = None,
+    map_scales: Mapping[str, float] | None = None,
     generator: torch.Generator | None = None,
 ) -> LinkLossResult:
     """Equations 3–6 for every link, in one batched render.
@@ -321,6 +366,9 @@ def link_loss(
     ws: ``[B, num_ws, w_dim]`` (already mapped, truncated or style-mixed as the caller likes).
     c: ``[B, c_dim]`` camera/class labels, or None; the perturbed renders use the same c.
     maps: output maps to regularize with their weights (default ``{"image": 1}``).
+    map_scales: a factor per map that brings it to the images' [-1, 1] scale before the
+        squared differences (the generator's ``map_scales``: EG3D's depth uses
+        ``2 / (ray_end - ray_start)``), so one λ means the same for colour and geometry.
     """
     if not links:
         raise ValueError("link_loss needs at least one link")
@@ -352,11 +400,75 @@ def link_loss(
             x = chunks[name][0]
             x1, x2 = chunks[name][1 + 2 * i], chunks[name][2 + 2 * i]
             m = resize_mask(mask, x.shape[-2:])
-            l_in = masked_mse(x2, x, m).mean()  # eq. 3
-            l_out = masked_mse(x1, x, 1.0 - m).mean()  # eq. 4
+            s2 = float((map_scales or {}).get(name, 1.0)) ** 2
+            l_in = masked_mse(x2, x, m).mean() * s2  # eq. 3
+            l_out = masked_mse(x1, x, 1.0 - m).mean() * s2  # eq. 4
             terms[f"link/{link.name}/{name}/in"] = l_in
             terms[f"link/{link.name}/{name}/out"] = l_out
             total = total + weight * (lambda_in * l_in + lambda_out * l_out)  # eqs. 5, 6
     perturbed = {name: torch.cat(parts[1:]) for name, parts in chunks.items()}
     perturbed_c = None if c_all is None else c_all[batch:]
     return LinkLossResult(total, terms, original, perturbed, perturbed_c, masks)
+
+
+FieldFn = Callable[[torch.Tensor, torch.Tensor], Outputs]
+"""``field(points [B, P, 3], ws [B, num_ws, w_dim]) -> {"sigma": [B, P, 1], "rgb": [B, P, 3]}``."""
+
+
+def volume_link_loss(
+    field: FieldFn,
+    ws: torch.Tensor,
+    links: Sequence[Link],
+    *,
+    box_size: float,
+    num_points: int = 1024,
+    alpha: float = 1.0,
+    lambda_in: float = 1.0,
+    lambda_out: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The link loss on the 3-D field itself, without rendering (beyond the paper).
+
+    For every link with a 3-D region (``region.contains``), query the field at
+    ``num_points`` random points of the box ``[-s/2, s/2]³`` for w, x₁ (link's axes moved)
+    and x₂ (complement moved), and compare *occupancy* ``1 − exp(−σ·s/64)`` (the opacity of
+    a 1/64-box step: bounded, unlike σ) and occupancy-weighted colour in [-1, 1]:
+    ``L_i`` over points inside the region for x₂, ``L_iᶜ`` outside for x₁ (eqs. 3–4 in 3-D).
+    Returns (total ``Σ λ₁L_i + λ₂L_iᶜ``, terms ``link/<name>/volume/in|out``).
+    """
+    volume_links = [lk for lk in links if hasattr(lk.region, "contains")]
+    terms: dict[str, torch.Tensor] = {}
+    total = ws.new_zeros(())
+    if not volume_links:
+        return total, terms
+    batch, _, w_dim = ws.shape
+    points = torch.rand(batch, num_points, 3, device=ws.device, generator=generator) - 0.5
+    points = points * box_size
+    step = box_size / 64
+
+    def describe(w: torch.Tensor) -> torch.Tensor:
+        out = field(points.repeat(w.shape[0] // batch, 1, 1), w)
+        occ = 1 - torch.exp(-out["sigma"] * step)
+        return torch.cat([occ, occ * (out["rgb"] * 2 - 1)], -1)  # [n·B, P, 4]
+
+    ws_all = [ws]
+    for link in volume_links:
+        m = link.axis_mask(w_dim, ws.device)
+        p1 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
+        p2 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
+        ws_all += [perturb_ws(ws, m, p1, alpha), perturb_ws(ws, 1.0 - m, p2, alpha)]
+    parts = describe(torch.cat(ws_all)).chunk(len(ws_all))
+    x = parts[0]
+    for i, link in enumerate(volume_links):
+        inside = link.region.contains(points)[..., None].to(x.dtype)  # [B, P, 1]
+        x1, x2 = parts[1 + 2 * i], parts[2 + 2 * i]
+
+        def mse(a: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+            sq = (a - x).square().sum(-1, keepdim=True)
+            return ((sq * m).sum((1, 2)) / (m.sum((1, 2)) * x.shape[-1]).clamp(min=1e-8)).mean()
+
+        terms[f"link/{link.name}/volume/in"] = mse(x2, inside)
+        terms[f"link/{link.name}/volume/out"] = mse(x1, 1 - inside)
+        total = total + lambda_in * terms[f"link/{link.name}/volume/in"]
+        total = total + lambda_out * terms[f"link/{link.name}/volume/out"]
+    return total, terms

@@ -36,7 +36,7 @@ from link_core.data import image_to_float
 from link_core.errors import ConfigError, UserError
 from link_core.images import save_image_grid
 from link_core.interface import seeds_to_z
-from link_core.link import Link, link_loss
+from link_core.link import Link, link_loss, volume_link_loss
 from link_core.losses import (
     d_logistic_loss,
     g_nonsaturating_loss,
@@ -299,8 +299,23 @@ class Trainer:
                 lambda_in=cfg.link.lambda_in,
                 lambda_out=cfg.link.lambda_out,
                 maps=cfg.link.maps,
+                map_scales=getattr(self.G, "map_scales", None),
             )
             total = total + res.total * cfg.link.interval
+            if cfg.link.volume_weight > 0:
+                vol, vol_terms = volume_link_loss(
+                    self.G.sample_mixed,
+                    ws,
+                    self.links,
+                    box_size=self.G.box_size,
+                    num_points=cfg.link.volume_points,
+                    alpha=cfg.link.alpha,
+                    lambda_in=cfg.link.lambda_in,
+                    lambda_out=cfg.link.lambda_out,
+                )
+                total = total + vol * cfg.link.volume_weight * cfg.link.interval
+                for name, value in vol_terms.items():
+                    stats.add(f"Loss/{name}", value)
             for name, value in res.terms.items():
                 stats.add(f"Loss/{name}", value)
             stats.add("Loss/link/total", res.total)
@@ -390,8 +405,17 @@ class Trainer:
         return path
 
     # -- the loop -----------------------------------------------------------------------
+    def update_schedules(self) -> None:
+        """Let networks follow their kimg schedules (EG3D: rendering resolution, D blur)."""
+        kimg = self.images_seen / 1000
+        for net in (self.G, self.D, self.G_ema):
+            update = getattr(net, "update_schedule", None)
+            if update is not None:
+                update(kimg)
+
     def train_step(self, stats: StatsLog) -> None:
         torch.manual_seed(step_seed(self.cfg.train.seed, self.step))
+        self.update_schedules()
         idx = torch.randint(len(self.dataset), (self.batch,))
         reals = _collate(self.dataset, idx, self.device)
         fakes, fake_c = self._g_main(stats)

@@ -18,11 +18,17 @@ from typing import Any
 
 import torch
 
-from link_core.interface import seeds_to_z
+from link_core.interface import eval_cameras, seeds_to_z
 from link_core.link import Link, masked_mse, resize_mask
 
 MapFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 IMAGE_MAPS: dict[str, MapFn] = {"image": lambda out: (out["image"] + 1) / 2}
+DEPTH_MAPS: dict[str, MapFn] = {"depth": lambda out: out["image_depth"]}
+
+
+def default_maps(outputs: Mapping[str, torch.Tensor]) -> dict[str, MapFn]:
+    """RGB in [0, 1], plus depth in world units when the generator renders it."""
+    return {**IMAGE_MAPS, **(DEPTH_MAPS if "image_depth" in outputs else {})}
 
 
 def swap_axes(ws: torch.Tensor, source: torch.Tensor, axis_mask: torch.Tensor) -> torch.Tensor:
@@ -45,29 +51,25 @@ def link_mse(
 ) -> dict[str, Any]:
     """Masked MSE of every link, as ``{"link_mse": {link: {map: {edit_in, ...}}}, ...}``.
 
-    G: any generator of the interface. cameras: ``[num, c_dim]`` labels (None: zeros).
+    G: any generator of the interface. cameras: ``[num, c_dim]`` labels (None:
+    :func:`~link_core.interface.eval_cameras`, seeded by ``seed``).
     mode: ``resample`` takes the axes from the w of another seed (seeds ``seed+num…``);
     ``perturb`` adds ``alpha·p`` on them, ``p ~ N(0, I)`` seeded the same way.
-    maps: named functions of the outputs to compare (default: ``image`` in [0, 1]).
+    maps: named functions of the outputs to compare (default: :func:`default_maps`, i.e.
+        ``image`` in [0, 1] and, for 3-D backbones, ``depth`` in world units).
     """
     if mode not in ("resample", "perturb"):
         raise ValueError(f"mode must be 'resample' or 'perturb', got {mode!r}")
-    maps = dict(maps or IMAGE_MAPS)
     device = next(G.parameters()).device
-    sums = {
-        lk.name: {
-            m: dict.fromkeys(("edit_in", "edit_out", "rest_in", "rest_out"), 0.0) for m in maps
-        }
-        for lk in links
-    }
+    if cameras is None:
+        cameras = eval_cameras(G, num, seed, device)
+    sums: dict[str, dict[str, dict[str, float]]] = {}
     # Running sums for the region's diversity: Σx, Σx² per pixel and Σmask per link.
     moments: dict[str, list] = {}
     for start in range(0, num, batch):
         seeds = range(seed + start, seed + min(num, start + batch))
         n = len(seeds)
-        c = (cameras[start : start + n] if cameras is not None else torch.zeros(n, G.c_dim)).to(
-            device
-        )
+        c = cameras[start : start + n].to(device)
         ws = G.mapping(seeds_to_z(seeds, G.z_dim).to(device), c)
         if mode == "resample":
             other = G.mapping(seeds_to_z([s + num for s in seeds], G.z_dim).to(device), c)
@@ -75,6 +77,8 @@ def link_mse(
             p = seeds_to_z([s + num for s in seeds], G.w_dim).to(device)
             other = ws + alpha * p[:, None, :]
         base = G.synthesis(ws, c, noise_mode="const")
+        if maps is None:
+            maps = default_maps(base)
         for lk in links:
             am = lk.axis_mask(G.w_dim, device)
             edit = G.synthesis(swap_axes(ws, other, am), c, noise_mode="const")
@@ -87,7 +91,9 @@ def link_mse(
                 mom[0] = mom[0] + x.sum(0)
                 mom[1] = mom[1] + x.square().sum(0)
                 mom[2] = mom[2] + m.sum(0)
-                acc = sums[lk.name][name]
+                acc = sums.setdefault(lk.name, {}).setdefault(
+                    name, dict.fromkeys(("edit_in", "edit_out", "rest_in", "rest_out"), 0.0)
+                )
                 acc["edit_in"] += float(masked_mse(xe, x, m).sum())
                 acc["edit_out"] += float(masked_mse(xe, x, 1 - m).sum())
                 acc["rest_in"] += float(masked_mse(xr, x, m).sum())
@@ -103,5 +109,13 @@ def link_mse(
             var = (s2 / num - (s1 / num).square()).clamp(min=0).mean(0)  # [H, W]
             region = mass[0] / num
             acc["region_var"] = float((var * region).sum() / region.sum().clamp(min=1e-8))
-    settings = {"num": num, "seed": seed, "mode": mode, "alpha": alpha, "images": "[0, 1]"}
+    settings = {
+        "num": num,
+        "seed": seed,
+        "mode": mode,
+        "alpha": alpha,
+        "images": "[0, 1]",
+    }
+    if maps and "depth" in maps:
+        settings["depth"] = "world units"
     return {"link_mse": result, "settings": settings}

@@ -17,8 +17,8 @@ from link_core import checkpoint as ckpt
 from link_core.config import Config, config_from_dict, config_to_dict, load_config
 from link_core.errors import CheckpointError, ConfigError, UserError
 from link_core.images import save_image_grid
-from link_core.interface import seeds_to_z
-from link_core.link import Link, MaskProvider, build_links
+from link_core.interface import seeds_to_z, view_cameras
+from link_core.link import Box3DRegion, Link, MaskProvider, build_links
 from link_core.loop import Trainer, TrainResult
 from link_core.metrics import link_mse
 
@@ -33,14 +33,19 @@ def build_networks(cfg: Config) -> tuple[torch.nn.Module, torch.nn.Module]:
 
         return stylegan_link.build(cfg.model)
     if name == "eg3d":
-        try:
-            import eg3d_link
-        except ImportError:
-            eg3d_link = None
-        if eg3d_link is None or not hasattr(eg3d_link, "build"):
-            raise ConfigError("model.backbone: 'eg3d' is not implemented yet in this version")
+        import eg3d_link
+
         return eg3d_link.build(cfg.model)
     raise ConfigError(f"model.backbone: unknown backbone {name!r} (known: {', '.join(BACKBONES)})")
+
+
+def backbone_regularizers(cfg: Config) -> list:
+    """Extra lazy G regularizers a backbone brings (EG3D: density smoothness)."""
+    if cfg.model.backbone == "eg3d":
+        import eg3d_link
+
+        return eg3d_link.g_regularizers(cfg.model)
+    return []
 
 
 def mask_providers(cfg: Config) -> dict[str, MaskProvider]:
@@ -62,6 +67,8 @@ def open_data(cfg: Config):
         xflip=cfg.data.xflip,
         seed=cfg.data.seed,
         num_images=cfg.data.num_images,
+        synthetic=cfg.data.synthetic,
+        cameras=cfg.data.cameras,
     )
 
 
@@ -115,7 +122,20 @@ def train(
         )
     torch.manual_seed(cfg.train.seed)  # same seed, same initial networks
     G, D = build_networks(cfg)
-    trainer = Trainer(cfg, G, D, dataset, out, links=links, progress=progress)
+    if cfg.link.enabled and cfg.link.volume_weight > 0 and not hasattr(G, "sample_mixed"):
+        raise ConfigError(
+            f"link.volume_weight: backbone '{cfg.model.backbone}' has no 3-D field (needs eg3d)"
+        )
+    trainer = Trainer(
+        cfg,
+        G,
+        D,
+        dataset,
+        out,
+        links=links,
+        g_regularizers=backbone_regularizers(cfg),
+        progress=progress,
+    )
     if latest is not None:
         trainer.load_checkpoint(latest)
     return trainer.train()
@@ -151,7 +171,15 @@ def find_link(links: list[Link], key: str) -> Link:
 def model_links(cfg: Config) -> list[Link]:
     """The links a model was trained with (even if the loss was switched off, the regions
     and axes still say what to edit and measure)."""
-    return build_links(cfg.link.links, cfg.model.w_dim, providers=mask_providers(cfg))
+    links = build_links(cfg.link.links, cfg.model.w_dim, providers=mask_providers(cfg))
+    if cfg.model.backbone != "eg3d":
+        for i, link in enumerate(links):
+            if isinstance(link.region, Box3DRegion):
+                raise ConfigError(
+                    f"link.links[{i}] ({link.name}).region.box3d: 3-D regions need "
+                    f"model.backbone: eg3d (got {cfg.model.backbone})"
+                )
+    return links
 
 
 @torch.no_grad()
@@ -159,7 +187,7 @@ def generate(ckpt_path: str | Path, seeds: list[int], out: str | Path, truncatio
     """One PNG per seed plus a grid of all of them."""
     G, _ = load_generator(ckpt_path)
     out = Path(out)
-    c = torch.zeros(len(seeds), G.c_dim)
+    c = view_cameras(G, len(seeds))
     ws = G.mapping(seeds_to_z(seeds, G.z_dim), c, truncation_psi=truncation)
     images = G.synthesis(ws, c, noise_mode="const")["image"]
     paths = [
@@ -177,7 +205,7 @@ def edit(ckpt_path: str | Path, seed: int, link: str, samples: int, out: str | P
 
     G, cfg = load_generator(ckpt_path)
     target = find_link(model_links(cfg), link)
-    c = torch.zeros(1, G.c_dim)
+    c = view_cameras(G, 1)
     ws = G.mapping(seeds_to_z([seed], G.z_dim), c)
     path = Path(out) / f"edit_seed{seed:04d}_{target.name}.png"
     return save_edit_grid(G, ws, target, samples, seed, path, c)
@@ -213,3 +241,20 @@ def measure(
         tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
         os.replace(tmp, out)
     return result
+
+
+def synthesize(
+    kind: str,
+    num: int,
+    resolution: int,
+    out: str | Path,
+    seed: int = 0,
+    cameras: str = "orbit",
+    progress: bool = True,
+) -> str:
+    """Render a synthetic 3-D data set to ``out`` (see :mod:`link_core.synth3d`)."""
+    from link_core.synth3d import synthesize as render_set
+
+    return render_set(
+        kind, num, resolution, str(out), seed=seed, cameras=cameras, progress=progress
+    )

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from link_core.images import grid, to_uint8, write_png
-from link_core.interface import seeds_to_z
+from link_core.interface import seeds_to_z, view_cameras
 from link_core.link import Link
 from link_core.metrics import swap_axes
-from render.heatmap import colorize, difference_map, outline, upscale
+from render.heatmap import colorize, depth_range, depth_to_rgb, difference_map, outline, upscale
 
 
 @torch.no_grad()
@@ -33,7 +33,7 @@ def link_resamples(
     Returns (original outputs ``[1, …]``, edited outputs ``[K, …]``, mask ``[1, 1, H, W]``).
     """
     device = ws.device
-    c = torch.zeros(1, G.c_dim, device=device) if c is None else c.to(device)
+    c = view_cameras(G, 1, device) if c is None else c.to(device)
     base = G.synthesis(ws, c, noise_mode="const")
     sources = G.mapping(
         seeds_to_z([seed * 1000 + 1 + k for k in range(samples)], G.z_dim).to(device),
@@ -49,20 +49,36 @@ def link_resamples(
 
 
 def edit_grid_image(
-    original: torch.Tensor, edited: torch.Tensor, mask: torch.Tensor, tile: int = 128
+    original: torch.Tensor,
+    edited: torch.Tensor,
+    mask: torch.Tensor,
+    tile: int = 128,
+    depth: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> np.ndarray:
-    """Top row: original then the K edits; bottom row: the region, then |edit − original|.
+    """Rows: the original then the K edits; the region, then |edit − original|.
 
     original ``[1, 3, H, W]``, edited ``[K, 3, H, W]`` in [-1, 1], mask ``[1, 1, H, W]``.
-    Heat maps share one scale (the largest change in the grid) so rows compare honestly.
+    ``depth`` = (original ``[1, 1, h, w]``, edited ``[K, 1, h, w]``) in world units adds two
+    rows: the depth maps (one shared range) and |Δdepth| heat maps. Heat maps share one
+    scale per kind (the largest change in the grid) so rows compare honestly.
     """
     m = mask[0, 0].float().cpu().numpy()
-    top = [outline(upscale(t, tile), m) for t in to_uint8(torch.cat([original, edited]))]
-    diffs = difference_map(edited, original.expand_as(edited)).cpu().numpy()
-    vmax = float(diffs.max()) if diffs.size else 1.0
     region = upscale((np.repeat(m[..., None], 3, axis=2) * 255).astype(np.uint8), tile)
-    bottom = [outline(region, m)] + [outline(upscale(colorize(d, vmax), tile), m) for d in diffs]
-    return grid(np.stack(top + bottom), cols=len(top), pad=2)
+
+    def heat_row(diffs: np.ndarray) -> list[np.ndarray]:
+        vmax = float(diffs.max()) if diffs.size else 1.0
+        return [outline(region, m)] + [outline(upscale(colorize(d, vmax), tile), m) for d in diffs]
+
+    rows = [[outline(upscale(t, tile), m) for t in to_uint8(torch.cat([original, edited]))]]
+    if depth is not None:
+        d0, d1 = depth
+        lo, hi = depth_range(d0, d1, far=float(max(d0.max(), d1.max())))
+        rows.append([upscale(t, tile) for t in depth_to_rgb(torch.cat([d0, d1]), lo, hi)])
+    rows.append(heat_row(difference_map(edited, original.expand_as(edited)).cpu().numpy()))
+    if depth is not None:
+        rows.append(heat_row((d1 - d0).abs()[:, 0].cpu().numpy()))
+    tiles = [t for row in rows for t in row]
+    return grid(np.stack(tiles), cols=len(rows[0]), pad=2)
 
 
 def save_edit_grid(
@@ -76,4 +92,7 @@ def save_edit_grid(
 ) -> Path:
     """Render and write one link's edit grid as a PNG."""
     base, edited, mask = link_resamples(G, ws, link, samples, seed, c)
-    return write_png(edit_grid_image(base["image"], edited["image"], mask), path)
+    depth = None
+    if "image_depth" in base:
+        depth = (base["image_depth"], edited["image_depth"])
+    return write_png(edit_grid_image(base["image"], edited["image"], mask, depth=depth), path)

@@ -34,3 +34,23 @@ def upscale(image: np.ndarray, size: int) -> np.ndarray:
     if image.shape[0] >= size:
         return image
     return cv2.resize(image, (size, size), interpolation=cv2.INTER_NEAREST)
+
+
+def depth_to_rgb(
+    depth: torch.Tensor, lo: float, hi: float, colormap: int = cv2.COLORMAP_VIRIDIS
+) -> np.ndarray:
+    """``[B, 1, H, W]`` depth -> ``[B, H, W, 3]`` uint8 with ONE fixed range ``[lo, hi]``
+    (near bright, far dark) for every frame, so depth images compare across edits and views
+    instead of flickering like per-frame normalization."""
+    d = ((hi - depth[:, 0]) / max(hi - lo, 1e-8)).clamp(0, 1).cpu().numpy()
+    return np.stack([colorize(x, 1.0, colormap) for x in d])
+
+
+def depth_range(*depths: torch.Tensor, far: float | None = None) -> tuple[float, float]:
+    """A shared (lo, hi) over depth maps, ignoring background pixels at ``far``."""
+    values = torch.cat([d.flatten() for d in depths])
+    if far is not None:
+        hit = values[values < far - 1e-3]
+        values = hit if hit.numel() else values
+    lo, hi = float(values.min()), float(values.max())
+    return lo, max(hi, lo + 1e-3)

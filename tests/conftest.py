@@ -23,6 +23,16 @@ TINY = [
 ]
 
 
+# A 16² EG3D: 16² tri-planes, 8² neural rendering (6 + 6 samples per ray), SR 2×.
+TINY_EG3D = [
+    "model.backbone=eg3d",
+    "model.c_dim=25",
+    "model.extra={plane_resolution: 16, plane_channels: 8, decoder_hidden: 16, "
+    "feature_channels: 8, render_resolution: 8, num_coarse: 6, num_fine: 6, sr_channels: 16, "
+    "density_reg_points: 64, white_background: true}",
+]
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     torch.set_num_threads(1)
@@ -32,3 +42,23 @@ def _one_thread():
 def tiny_overrides() -> list[str]:
     """``--set`` overrides for a 16² model on 64 toy faces (a step takes ~20 ms)."""
     return list(TINY)
+
+
+@pytest.fixture
+def tiny_eg3d_overrides() -> list[str]:
+    """The tiny config on the EG3D backbone (data set chosen by the test)."""
+    return [*TINY, *TINY_EG3D]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Built-in 3D data sets render into a per-session cache, not the user's."""
+    import os
+
+    old = os.environ.get("LINKGAN_CACHE")
+    os.environ["LINKGAN_CACHE"] = str(tmp_path_factory.mktemp("linkgan_cache"))
+    yield
+    if old is None:
+        os.environ.pop("LINKGAN_CACHE", None)
+    else:
+        os.environ["LINKGAN_CACHE"] = old

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import TINY_EG3D
 
 from link_core.config import load_config
+from link_core.interface import view_cameras
 from link_core.link import build_links, link_loss
 from linkgan.api import build_networks
 
 BACKBONES = {
     "stylegan2": ["model.backbone=stylegan2"],
+    "eg3d": TINY_EG3D,
 }
 
 
@@ -25,7 +28,7 @@ def nets(request, tiny_overrides):
 def test_mapping_synthesis_and_d_speak_the_interface(nets):
     cfg, G, D = nets
     assert (G.z_dim, G.w_dim, G.img_resolution) == (16, 16, 16)
-    z, c = torch.randn(3, G.z_dim), torch.zeros(3, G.c_dim)
+    z, c = torch.randn(3, G.z_dim), view_cameras(G, 3)
     ws = G.mapping(z, c)
     assert ws.shape == (3, G.num_ws, G.w_dim)
     out = G.synthesis(ws, c)
@@ -42,11 +45,19 @@ def test_mapping_synthesis_and_d_speak_the_interface(nets):
 def test_link_loss_gradients_reach_the_generator(nets):
     cfg, G, _ = nets
     links = build_links(cfg.link.links, G.w_dim)
-    ws = G.mapping(torch.randn(2, G.z_dim), torch.zeros(2, 0))
+    c = view_cameras(G, 2)
+    ws = G.mapping(torch.randn(2, G.z_dim), c)
+    maps = {k: 1.0 for k in ("image", "image_raw", "image_depth") if k in G.synthesis(ws, c)}
     res = link_loss(
-        lambda w, c: G.synthesis(w, c, noise_mode="const"), ws, links, c=torch.zeros(2, 0)
+        lambda w, cc: G.synthesis(w, cc, noise_mode="const"),
+        ws,
+        links,
+        c=c,
+        maps=maps,
+        map_scales=getattr(G, "map_scales", None),
     )
     assert res.total.item() > 0
+    assert set(res.terms) == {f"link/left_eye/{m}/{k}" for m in maps for k in ("in", "out")}
     res.total.backward()
-    grads = [p.grad for p in G.synthesis_net.parameters() if p.grad is not None]
+    grads = [p.grad for n, p in G.named_parameters() if p.grad is not None and "mapping" not in n]
     assert grads and sum(g.abs().sum() for g in grads) > 0

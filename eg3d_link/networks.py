@@ -1,0 +1,385 @@
+"""EG3D-style tri-plane generator and dual discriminator (Chan et al. 2022), pure PyTorch.
+
+Re-implemented from the paper (§4: tri-plane representation, neural renderer, super-
+resolution, dual discrimination, pose conditioning) and the facts in ``FACTS.md``; no code
+is copied. Differences from NVlabs' release: plane size, latent size and SR factor are free,
+the SR module never writes into ``image_raw``, and ``sample_mixed`` accepts pre-built planes
+so a density grid builds the tri-planes once, not once per chunk.
+
+Generator interface (``link_core.interface``): ``mapping(z, c) -> ws``,
+``synthesis(ws, c) -> {"image" [B,3,H,W], "image_raw" [B,3,h,w], "image_depth" [B,1,h,w]}``
+with images in [-1, 1] and depth in world units (distance along the ray), plus
+``sample_mixed(points, ws) -> {"sigma", "rgb", ...}`` for export and volumetric losses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from eg3d_link.options import EG3DOptions
+from eg3d_link.renderer import RenderOptions, density, render_rays
+from link_core.cameras import CameraSpec, frontal_labels, ray_bundle, sample_poses
+from stylegan_link.layers import FullyConnected
+from stylegan_link.networks import (
+    Discriminator,
+    MappingNetwork,
+    SynthesisBlock,
+    SynthesisNetwork,
+)
+
+CAMERA_DIM = 25
+
+
+def scheduled_render_resolution(opts: EG3DOptions, kimg: float) -> int:
+    """EG3D's neural-rendering-resolution fade: initial -> final over the fade (even sizes)."""
+    if opts.render_resolution_final <= 0:
+        return opts.render_resolution
+    fade = opts.render_resolution_fade_kimg
+    t = 1.0 if fade <= 0 else min(kimg / fade, 1.0)
+    res = opts.render_resolution + t * (opts.render_resolution_final - opts.render_resolution)
+    return int(round(res / 2)) * 2
+
+
+def sample_triplanes(planes: torch.Tensor, points: torch.Tensor, box_size: float) -> torch.Tensor:
+    """Bilinear features of ``points [B, P, 3]`` from ``planes [B, 3, C, H, W]``: ``[B, P, C]``.
+
+    The planes are xy, xz and zy (EG3D §4.1); each point is projected onto the three,
+    sampled (zeros outside the box) and the three features are averaged.
+    """
+    B, _, C, H, W = planes.shape
+    coords = points * (2.0 / box_size)  # the box spans grid_sample's [-1, 1]
+    x, y, z = coords.unbind(-1)
+    grid = torch.stack(
+        [torch.stack([x, y], -1), torch.stack([x, z], -1), torch.stack([z, y], -1)], 1
+    )  # [B, 3, P, 2]
+    feats = F.grid_sample(
+        planes.reshape(B * 3, C, H, W),
+        grid.reshape(B * 3, 1, -1, 2).to(planes.dtype),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=False,
+    )  # [B*3, C, 1, P]
+    return feats.reshape(B, 3, C, -1).mean(1).transpose(1, 2)
+
+
+class TriplaneDecoder(nn.Module):
+    """Plane features -> raw density and features: ``[B, P, C] -> ([B, P, 1], [B, P, F])``.
+
+    One softplus hidden layer (EG3D §4.1: "a lightweight decoder"); features go through a
+    sigmoid widened by 0.1 % at both ends so 0 and 1 stay reachable with finite logits.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, feature_channels: int) -> None:
+        super().__init__()
+        self.fc0 = FullyConnected(in_channels, hidden)
+        self.fc1 = FullyConnected(hidden, 1 + feature_channels)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, P, C = x.shape
+        h = self.fc1(F.softplus(self.fc0(x.reshape(B * P, C)))).reshape(B, P, -1)
+        return h[..., :1], torch.sigmoid(h[..., 1:]) * 1.002 - 0.001
+
+
+class SuperResolution(nn.Module):
+    """Feature image -> ``image`` by ``factor`` (2, 4 or 8) with StyleGAN2 blocks (EG3D §4.2).
+
+    ``forward(features [B, F, h, w], ws [B, num_ws, w_dim]) -> [B, 3, h·factor, w·factor]``.
+    The RGB skip path starts from the first 3 feature channels (the raw image), so at
+    initialization the output is close to an upsampled ``image_raw``. Every block is
+    modulated by the last w (as in EG3D), so SR does not add rows to ws.
+    """
+
+    def __init__(
+        self,
+        feature_channels: int,
+        channels: int,
+        w_dim: int,
+        in_resolution: int,
+        factor: int,
+        use_noise: bool = True,
+    ) -> None:
+        super().__init__()
+        self.in_resolution, self.factor = in_resolution, factor
+        blocks = []
+        in_ch, res = feature_channels, in_resolution
+        for _ in range(int(math.log2(factor))):
+            res *= 2
+            blocks.append(SynthesisBlock(in_ch, channels, w_dim, res, 3, use_noise=use_noise))
+            in_ch = channels
+        self.blocks = nn.ModuleList(blocks)
+
+    def forward(
+        self, features: torch.Tensor, ws: torch.Tensor, noise_mode: str = "random"
+    ) -> torch.Tensor:
+        size = (self.in_resolution, self.in_resolution)
+        if features.shape[-2:] != size:  # rendering resolution scheduled away from SR input
+            features = F.interpolate(
+                features, size=size, mode="bilinear", align_corners=False, antialias=True
+            )
+        x, img = features, features[:, :3]
+        w_last = ws[:, -1:]
+        for block in self.blocks:
+            rows = w_last.expand(-1, block.num_conv + block.num_torgb, -1)
+            x, img = block(x, img, rows, noise_mode=noise_mode)
+        return img
+
+
+class TriplaneGenerator(nn.Module):
+    """The EG3D generator: mapping -> StyleGAN2 backbone -> tri-planes -> renderer -> SR."""
+
+    def __init__(
+        self,
+        z_dim: int,
+        w_dim: int,
+        img_resolution: int,
+        opts: EG3DOptions,
+        mapping_layers: int = 2,
+        mapping_lr_mult: float = 0.01,
+        channel_base: int = 32768,
+        channel_max: int = 512,
+        use_noise: bool = True,
+        style_init: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.z_dim, self.w_dim, self.c_dim = z_dim, w_dim, CAMERA_DIM
+        self.img_resolution, self.img_channels = img_resolution, 3
+        self.opts = opts
+        self.render_opts = RenderOptions(
+            ray_start=opts.ray_start,
+            ray_end=opts.ray_end,
+            box_size=opts.box_size,
+            num_coarse=opts.num_coarse,
+            num_fine=opts.num_fine,
+            white_background=opts.white_background,
+            clamp_box=opts.clamp_box,
+        )
+        self.camera: CameraSpec = opts.camera
+        self.box_size = opts.box_size
+        # Depth enters the link loss normalized to the ray range mapped onto [-1, 1] like the
+        # images, so one λ means the same for colour and geometry.
+        self.map_scales = {"image_depth": 2.0 / (opts.ray_end - opts.ray_start)}
+        self.backbone = SynthesisNetwork(
+            w_dim,
+            opts.plane_resolution,
+            3 * opts.plane_channels,
+            channel_base,
+            channel_max,
+            use_noise,
+            style_init,
+        )
+        self.num_ws = self.backbone.num_ws
+        self.mapping_net = MappingNetwork(
+            z_dim,
+            CAMERA_DIM if opts.pose_cond else 0,
+            w_dim,
+            self.num_ws,
+            mapping_layers,
+            mapping_lr_mult,
+        )
+        self.decoder = TriplaneDecoder(
+            opts.plane_channels, opts.decoder_hidden, opts.feature_channels
+        )
+        sr_in = img_resolution // opts.sr_factor
+        self.superres = (
+            SuperResolution(
+                opts.feature_channels, opts.sr_channels, w_dim, sr_in, opts.sr_factor, use_noise
+            )
+            if opts.sr_factor > 1
+            else None
+        )
+        # A buffer, so checkpoints and the EMA copy carry the scheduled value.
+        self.register_buffer("render_resolution", torch.tensor(opts.render_resolution))
+
+    # -- schedule ---------------------------------------------------------------------
+    def update_schedule(self, kimg: float) -> None:
+        """EG3D's neural-rendering-resolution fade (a no-op without a final resolution)."""
+        self.render_resolution.fill_(scheduled_render_resolution(self.opts, kimg))
+
+    # -- interface --------------------------------------------------------------------
+    def mapping(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor | None,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        update_emas: bool = False,
+    ) -> torch.Tensor:
+        """``z [B, z_dim]``, camera ``c [B, 25]`` -> ``ws [B, num_ws, w_dim]``.
+
+        In training mode each sample is conditioned on another sample's camera with
+        probability ``swap_prob`` (EG3D §4.4), so the shape does not learn to follow the view.
+        """
+        cond = None
+        if self.opts.pose_cond:
+            if c is None:
+                raise ValueError("mapping: this generator is pose-conditioned; pass camera c")
+            cond = c
+            if self.training and self.opts.swap_prob > 0 and c.shape[0] > 1:
+                swap = torch.rand(c.shape[0], 1, device=c.device) < self.opts.swap_prob
+                cond = torch.where(swap, c.roll(1, 0), c)
+        return self.mapping_net(z, cond, truncation_psi, truncation_cutoff, update_emas)
+
+    def planes(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor:
+        """``ws`` -> tri-planes ``[B, 3, C, H, W]``."""
+        p = self.backbone(ws, noise_mode=noise_mode)
+        return p.reshape(p.shape[0], 3, self.opts.plane_channels, *p.shape[-2:])
+
+    def field(self, planes: torch.Tensor, points: torch.Tensor):
+        """``points [B, P, 3]`` -> (raw σ ``[B, P, 1]``, features ``[B, P, F]`` in [0, 1])."""
+        return self.decoder(sample_triplanes(planes, points, self.opts.box_size))
+
+    def sample_mixed(
+        self,
+        points: torch.Tensor,
+        ws: torch.Tensor,
+        planes: torch.Tensor | None = None,
+        noise_mode: str = "const",
+    ) -> dict[str, torch.Tensor]:
+        """Query the field without rendering: ``points [B, P, 3]`` (world units) ->
+        ``sigma`` (activated density, zero outside the box when clamped) ``[B, P, 1]``,
+        ``sigma_raw`` ``[B, P, 1]``, ``rgb`` ``[B, P, 3]`` in [0, 1], ``features [B, P, F]``.
+        Pass ``planes`` (from :meth:`planes`) to reuse them across chunks of points."""
+        if planes is None:
+            planes = self.planes(ws, noise_mode)
+        raw, feat = self.field(planes, points)
+        return {
+            "sigma": density(raw, points, self.render_opts),
+            "sigma_raw": raw,
+            "rgb": feat[..., :3],
+            "features": feat,
+        }
+
+    def synthesis(
+        self,
+        ws: torch.Tensor,
+        c: torch.Tensor | None = None,
+        noise_mode: str = "random",
+        update_emas: bool = False,
+        render_resolution: int | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Render ws from cameras ``c [B, 25]``.
+
+        ``noise_mode != 'random'`` also makes ray sampling deterministic (bin centres), so
+        renders are a function of (ws, c) only: the link loss and edits compare them.
+        """
+        if c is None or c.shape[-1] != CAMERA_DIM:
+            raise ValueError(f"synthesis: expected camera labels c [B, {CAMERA_DIM}]")
+        B = ws.shape[0]
+        res = int(render_resolution or self.render_resolution)
+        planes = self.planes(ws, noise_mode)
+        origins, dirs = ray_bundle(c.to(ws.dtype), res)
+        out = render_rays(
+            lambda pts: self.field(planes, pts),
+            origins,
+            dirs,
+            self.render_opts,
+            deterministic=noise_mode != "random",
+        )
+        feat = out["features"].transpose(1, 2).reshape(B, -1, res, res) * 2 - 1  # to [-1, 1]
+        image_raw = feat[:, :3]
+        depth = out["depth"].transpose(1, 2).reshape(B, 1, res, res)
+        if self.superres is None:
+            image = image_raw
+            if res != self.img_resolution:
+                image = F.interpolate(
+                    image_raw,
+                    size=(self.img_resolution,) * 2,
+                    mode="bilinear",
+                    align_corners=False,
+                    antialias=True,
+                )
+        else:
+            image = self.superres(feat, ws, noise_mode=noise_mode)
+        return {"image": image, "image_raw": image_raw, "image_depth": depth}
+
+    def forward(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor,
+        truncation_psi: float = 1.0,
+        noise_mode: str = "random",
+    ) -> dict[str, torch.Tensor]:
+        return self.synthesis(self.mapping(z, c, truncation_psi), c, noise_mode=noise_mode)
+
+    # -- cameras for tools ------------------------------------------------------------
+    def sample_cameras(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``[n, 25]`` cameras from the model's pose distribution (metrics, samples)."""
+        return sample_poses(n, self.opts.pose_mode, self.camera, generator=generator)
+
+    def default_cameras(self, n: int) -> torch.Tensor:
+        """``[n, 25]`` frontal cameras (edits, generate)."""
+        return frontal_labels(n, self.camera)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``[B, C, H, W]`` (reflect padding), radius 3σ."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    C = x.shape[1]
+    pad = min(radius, x.shape[-1] - 1)
+    x = F.pad(x, [pad, pad, pad, pad], mode="reflect")
+    if pad < radius:  # tiny images: pad the rest with zeros
+        x = F.pad(x, [radius - pad] * 4)
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+
+
+class DualDiscriminator(nn.Module):
+    """EG3D's dual discriminator (§4.3): ``image`` and the upsampled ``image_raw``, stacked
+    to 6 channels, through a pose-conditioned StyleGAN2 D.
+
+    Real images arrive without ``image_raw``: it is derived by area-downsampling ``image``
+    to the current rendering resolution, so reals and fakes go through the same resampling
+    (and R1's gradient flows through it). ``blur_sigma`` blurs both inputs early in
+    training (EG3D: fades over 200 kimg) so D cannot win on high frequencies at once.
+    """
+
+    def __init__(
+        self,
+        img_resolution: int,
+        opts: EG3DOptions,
+        channel_base: int,
+        channel_max: int,
+        mbstd_group: int = 4,
+    ) -> None:
+        super().__init__()
+        self.opts = opts
+        self.c_dim, self.img_resolution = CAMERA_DIM, img_resolution
+        self.net = Discriminator(
+            CAMERA_DIM,
+            img_resolution,
+            6 if opts.dual_d else 3,
+            channel_base,
+            channel_max,
+            mbstd_group,
+        )
+        self.register_buffer("render_resolution", torch.tensor(opts.render_resolution))
+        self.register_buffer("blur_sigma", torch.tensor(float(opts.blur_sigma)))
+
+    def update_schedule(self, kimg: float) -> None:
+        o = self.opts
+        self.render_resolution.fill_(scheduled_render_resolution(o, kimg))
+        fade = 0.0 if o.blur_fade_kimg <= 0 else max(0.0, 1.0 - kimg / o.blur_fade_kimg)
+        self.blur_sigma.fill_(o.blur_sigma * fade)
+
+    def forward(self, outputs: dict[str, torch.Tensor], c: torch.Tensor | None = None):
+        img = outputs["image"]
+        x = img
+        if self.opts.dual_d:
+            raw = outputs.get("image_raw")
+            if raw is None:
+                r = int(self.render_resolution)
+                raw = img if r == img.shape[-1] else F.interpolate(img, size=(r, r), mode="area")
+            if raw.shape[-2:] != img.shape[-2:]:
+                raw = F.interpolate(raw, size=img.shape[-2:], mode="bilinear", align_corners=False)
+            x = torch.cat([img, raw], 1)
+        sigma = float(self.blur_sigma)
+        if sigma > 0:
+            x = gaussian_blur(x, sigma)
+        return self.net({"image": x}, c)

@@ -1,0 +1,118 @@
+"""EG3D's settings, read strictly from the config's ``model.extra`` section.
+
+The shared ``model`` section keeps what both backbones have (resolution, z/w sizes,
+mapping, channel budget, style_init); everything tri-plane, rendering and camera specific
+lives here, typed and documented, with unknown keys refused like everywhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from link_core.cameras import CameraSpec
+from link_core.config import dataclass_from_dict
+from link_core.errors import ConfigError
+
+SR_FACTORS = (1, 2, 4, 8)
+
+
+@dataclass
+class EG3DOptions:
+    plane_resolution: int = 32
+    """Tri-plane size: the resolution of the StyleGAN2 backbone (EG3D: 256)."""
+    plane_channels: int = 16
+    """Channels per plane; the backbone makes 3 × this many (EG3D: 32)."""
+    decoder_hidden: int = 32
+    """Hidden width of the decoder MLP (EG3D: 64)."""
+    feature_channels: int = 16
+    """Features the decoder emits and the renderer composites; the first 3 are RGB (EG3D: 32)."""
+    render_resolution: int = 32
+    """Neural rendering resolution: ``image_raw`` and ``image_depth`` are this size."""
+    render_resolution_final: int = 0
+    """If > 0, fade the rendering resolution to this over ``render_resolution_fade_kimg``
+    (EG3D's 64 → 128 fine-tuning)."""
+    render_resolution_fade_kimg: float = 0.0
+    sr_factor: int = 0
+    """Super-resolution factor 1, 2, 4 or 8; ``image`` is ``model.resolution``, the SR input
+    ``model.resolution / sr_factor``. 0: ``model.resolution / render_resolution``."""
+    sr_channels: int = 64
+    """Channels of the super-resolution blocks."""
+    ray_start: float = 2.25
+    ray_end: float = 3.3
+    box_size: float = 1.0
+    num_coarse: int = 48
+    """Stratified samples per ray."""
+    num_fine: int = 48
+    """Importance samples per ray."""
+    white_background: bool = False
+    clamp_box: bool = True
+    """Zero density outside the box (no floaters, clean silhouettes early)."""
+    camera_radius: float = 2.7
+    camera_fov_deg: float = 18.837
+    camera_pivot: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.2])
+    """Default camera for renders, edits and metrics (look-at pivot, world units)."""
+    pose_mode: str = "frontal"
+    """Camera distribution for metrics and samples: ``frontal`` (FFHQ-like) or ``orbit``."""
+    pose_cond: bool = True
+    """Generator pose conditioning: the camera label also feeds the mapping network."""
+    swap_prob: float = 0.5
+    """Probability of conditioning the mapping on another sample's camera (EG3D: 0.5–0.8)."""
+    density_reg: float = 0.25
+    """Weight of the density regularizer (L1 between σ at nearby points); 0: off."""
+    density_reg_interval: int = 4
+    density_reg_points: int = 1000
+    density_reg_offset: float = 0.004
+    dual_d: bool = True
+    """Discriminator sees ``image`` and the upsampled ``image_raw`` (6 channels)."""
+    blur_sigma: float = 0.0
+    """Initial Gaussian blur (pixels) of D's inputs, fading to 0 over ``blur_fade_kimg``."""
+    blur_fade_kimg: float = 200.0
+
+    @property
+    def camera(self) -> CameraSpec:
+        return CameraSpec(self.camera_radius, self.camera_fov_deg, tuple(self.camera_pivot))
+
+
+def parse_options(extra: dict[str, Any], resolution: int) -> EG3DOptions:
+    """Typed options from ``model.extra`` with value checks (ConfigError naming the key)."""
+    opts = dataclass_from_dict(EG3DOptions, extra or {}, "model.extra")
+    w = "model.extra"
+    if opts.sr_factor == 0:
+        if resolution % opts.render_resolution:
+            raise ConfigError(
+                f"{w}.render_resolution ({opts.render_resolution}) must divide "
+                f"model.resolution ({resolution})"
+            )
+        opts.sr_factor = resolution // opts.render_resolution
+    if opts.sr_factor not in SR_FACTORS:
+        raise ConfigError(f"{w}.sr_factor: expected one of {SR_FACTORS}, got {opts.sr_factor}")
+    if resolution % opts.sr_factor or resolution // opts.sr_factor < 4:
+        raise ConfigError(f"{w}.sr_factor: {opts.sr_factor} does not divide {resolution}")
+    if len(opts.camera_pivot) != 3:
+        raise ConfigError(f"{w}.camera_pivot: expected [x, y, z], got {opts.camera_pivot}")
+    if opts.pose_mode not in ("frontal", "orbit"):
+        raise ConfigError(f"{w}.pose_mode: expected frontal or orbit, got {opts.pose_mode!r}")
+    if not 0 <= opts.swap_prob <= 1:
+        raise ConfigError(f"{w}.swap_prob: must be in [0, 1], got {opts.swap_prob}")
+    if not 0 < opts.ray_start < opts.ray_end:
+        raise ConfigError(f"{w}: need 0 < ray_start < ray_end")
+    positive = (
+        "plane_resolution",
+        "plane_channels",
+        "decoder_hidden",
+        "render_resolution",
+        "sr_channels",
+        "density_reg_interval",
+        "density_reg_points",
+    )
+    for key in positive:
+        if getattr(opts, key) <= 0:
+            raise ConfigError(f"{w}.{key}: must be positive, got {getattr(opts, key)}")
+    if opts.feature_channels < 3:
+        raise ConfigError(
+            f"{w}.feature_channels: needs at least 3 (RGB), got {opts.feature_channels}"
+        )
+    if opts.num_coarse < 2 or opts.num_fine < 0:
+        raise ConfigError(f"{w}: need num_coarse >= 2 and num_fine >= 0")
+    return opts

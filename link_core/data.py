@@ -386,6 +386,13 @@ class ImageFolderDataset(LinkDataset):
                     f"malformed {where}: each label must be [name, label], got {entry!r:.60}"
                 )
             table[entry[0].replace("\\", "/")] = entry[1]
+        present = set(self.image_names)
+        absent = [name for name in table if name not in present]
+        if absent:
+            raise DataError(
+                f"{where} labels image '{absent[0]}', which is missing from the data set"
+                + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
+            )
         values = []
         for name in self.image_names:
             if name not in table:

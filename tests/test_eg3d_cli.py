@@ -1,0 +1,171 @@
+"""3-D CLI paths on tiny configs: synth -> train -> resume -> edit (RGB + depth) -> metrics
+(RGB and depth per link), a hand-made EG3D zip, and bad 3-D data (one error line, exit 2)."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import TINY, TINY_EG3D
+
+from link_core import checkpoint as ckpt
+from link_core.cameras import CameraSpec, sample_poses
+from link_core.data import ImageFolderDataset
+from linkgan.cli import main
+
+SYNTH = CameraSpec(radius=2.7, fov_deg=30.0, pivot=(0.0, 0.0, 0.0))
+HEADS_3D = [
+    *TINY,
+    *TINY_EG3D,
+    "data.synthetic=heads",
+    "data.num_images=16",
+    "model.extra.camera_fov_deg=30.0",
+    "model.extra.camera_pivot=[0.0, 0.0, 0.0]",
+    "model.extra.ray_start=1.9",
+    "model.extra.ray_end=3.5",
+    "model.extra.pose_mode=orbit",
+    "link.links=[{name: top, axes: [0, 4], region: {box3d: [-0.5, 0.18, -0.5, 0.5, 0.5, 0.5]}}]",
+    "link.maps={image: 1.0, image_raw: 1.0, image_depth: 1.0}",
+    "link.volume_weight=0.5",
+    "link.volume_points=64",
+]
+
+
+def _sets(overrides):
+    return [a for o in overrides for a in ("--set", o)]
+
+
+def test_synth_writes_an_eg3d_zip_with_masks(tmp_path, capsys):
+    out = tmp_path / "heads.zip"
+    args = ["synth", "--kind", "heads", "--num", "6", "--res", "16", "--out", str(out)]
+    assert main([*args, "--no-progress"]) == 0
+    ds = ImageFolderDataset(str(out), resolution=16)
+    assert len(ds) == 6 and ds.label_dim == 25 and ds.has_masks
+    assert "hair" in ds.part_names and "left_eye" in ds.part_names
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main([*args, "--no-progress"]) == 2  # never overwrites silently
+    assert "already exists" in capsys.readouterr().err
+    assert out.read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def trained_3d(tmp_path_factory):
+    run = tmp_path_factory.mktemp("cli3d") / "run"
+    assert (
+        main(["train", "--out", str(run), "--no-progress", *_sets([*HEADS_3D, "train.kimg=0.016"])])
+        == 0
+    )
+    return run
+
+
+def test_train_resume_edit_metrics_3d(trained_3d, tmp_path, capsys):
+    run = trained_3d
+    first = ckpt.list_checkpoints(run)[-1]
+    assert (
+        main(["train", "--out", str(run), "--resume", "--no-progress", "--set", "train.kimg=0.032"])
+        == 0
+    )
+    assert ckpt.list_checkpoints(run)[-1] != first
+    stats = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    keys = set().union(*stats)
+    assert {
+        "Loss/link/top/image_depth/in",
+        "Loss/link/top/volume/out",
+        "Loss/density/density",
+    } <= keys
+
+    out = tmp_path / "e"
+    assert (
+        main(
+            [
+                "edit",
+                "--ckpt",
+                str(run),
+                "--seed",
+                "1",
+                "--link",
+                "top",
+                "--samples",
+                "3",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    (png,) = out.glob("edit_seed0001_top.png")
+    img = cv2.imread(str(png))
+    # Four rows (RGB, depth, RGB change, depth change) of 4 tiles (original + 3 edits).
+    assert img.shape[0] > 3.5 * img.shape[1] / 4
+
+    capsys.readouterr()
+    mpath = tmp_path / "m.json"
+    assert main(["metrics", "--ckpt", str(run), "--num", "4", "--out", str(mpath)]) == 0
+    result = json.loads(mpath.read_text())
+    per_map = result["link_mse"]["top"]
+    assert set(per_map) == {"image", "depth"}
+    for m in ("image", "depth"):
+        assert {"edit_in", "edit_out", "rest_in", "rest_out", "out_over_in"} <= set(per_map[m])
+        assert all(np.isfinite(v) for v in per_map[m].values())
+    assert result["settings"]["depth"] == "world units"
+
+    assert (
+        main(["generate", "--ckpt", str(run), "--seeds", "0-1", "--out", str(tmp_path / "g")]) == 0
+    )
+    assert len(list((tmp_path / "g").glob("seed*.png"))) == 2
+
+
+def _eg3d_zip(path: Path, n: int, label_len: int = 25, drop: int | None = None) -> Path:
+    """A hand-made EG3D-format zip: PNGs and dataset.json with camera labels, no masks."""
+    c = sample_poses(n, "orbit", SYNTH).tolist()
+    rng = np.random.default_rng(0)
+    labels = []
+    with zipfile.ZipFile(path, "w") as z:
+        for i in range(n):
+            name = f"img{i:03d}.png"
+            if i != drop:
+                img = rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)
+                z.writestr(name, cv2.imencode(".png", img)[1].tobytes())
+            labels.append([name, c[i][:label_len]])
+        z.writestr("dataset.json", json.dumps({"labels": labels}))
+    return path
+
+
+def test_hand_made_eg3d_zip_is_accepted(tmp_path):
+    data = _eg3d_zip(tmp_path / "cams.zip", 8)
+    run = tmp_path / "run"
+    overrides = [*TINY, *TINY_EG3D, f"data.path={data}", "train.kimg=0.008"]
+    assert main(["train", "--out", str(run), "--no-progress", *_sets(overrides)]) == 0
+    assert ckpt.list_checkpoints(run)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [("short_labels", "labels have 24 values"), ("missing_file", "img002.png")],
+)
+def test_bad_eg3d_data_is_one_clear_error(tmp_path, capsys, kind, message):
+    if kind == "short_labels":
+        data = _eg3d_zip(tmp_path / "bad.zip", 4, label_len=24)
+    else:
+        data = _eg3d_zip(tmp_path / "bad.zip", 4, drop=2)
+    run = tmp_path / "run"
+    overrides = [*TINY, *TINY_EG3D, f"data.path={data}", "train.kimg=0.008"]
+    assert main(["train", "--out", str(run), "--no-progress", *_sets(overrides)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and message in err[0], err
+    assert not ckpt.list_checkpoints(run)
+
+
+def test_box3d_on_a_2d_backbone_is_refused(tmp_path, capsys):
+    overrides = [
+        *TINY,
+        "link.links=[{axes: [0, 4], region: {box3d: [0, 0, 0, 1, 1, 1]}}]",
+        "train.kimg=0.008",
+    ]
+    assert main(["train", "--out", str(tmp_path / "r"), "--no-progress", *_sets(overrides)]) == 2
+    assert "model.backbone: eg3d" in capsys.readouterr().err

@@ -19,8 +19,8 @@ reads)::
 
 Mirroring (``xflip=True``) doubles the data set; the second half is mirrored. Part ids
 named ``left_*`` / ``right_*`` swap on a mirror so that ``left_eye`` stays the part on the
-image's left. Camera labels (EG3D, 25 floats) would need mirrored cameras, which we do not
-compute yet, so ``xflip`` with 25-float labels is refused.
+image's left. Camera labels (EG3D, 25 floats) are mirrored with the image
+(:func:`mirror_camera_label`).
 
 Every problem with a data set raises :class:`~link_core.errors.DataError` with one line
 that says what is wrong and where.
@@ -96,6 +96,22 @@ def _mirror_permutation(part_names: Sequence[str]) -> np.ndarray | None:
     return lut if swapped else None
 
 
+def mirror_camera_label(label: np.ndarray) -> np.ndarray:
+    """The camera that sees the world mirrored in x as this one's image mirrored left-right.
+
+    With ``S = diag(-1, 1, 1)``: the mirrored world point ``S·p`` seen by
+    ``(R' = S·R·S, t' = S·t)`` lands where ``p`` lands in the original view, with the camera's
+    x (image u) flipped. Intrinsics stay (principal point at the centre).
+    """
+    out = np.asarray(label, dtype=np.float32).copy()
+    m = out[:16].reshape(4, 4)
+    s = np.array([-1.0, 1.0, 1.0], dtype=np.float32)
+    m[:3, :3] = s[:, None] * m[:3, :3] * s[None, :]
+    m[:3, 3] = s * m[:3, 3]
+    out[:16] = m.reshape(16)
+    return out
+
+
 class LinkDataset(Dataset):
     """Common base: item format, mirroring, attributes. Subclasses implement ``_load``.
 
@@ -139,6 +155,8 @@ class LinkDataset(Dataset):
         image, mask, label = self._load(index - self.num_raw if flip else index)
         if flip:
             image = image[:, ::-1]
+            if self.label_dim == CAMERA_LABEL_DIM:
+                label = mirror_camera_label(label)
             if mask is not None:
                 mask = mask[:, ::-1]
                 if self._mirror_lut is not None:
@@ -272,7 +290,7 @@ class ImageFolderDataset(LinkDataset):
     Args:
         path: a directory or a zip file.
         resolution: expected size (images are ``resolution²``); None takes the images' size.
-        xflip: mirror augmentation (doubles the length); refused with 25-float camera labels.
+        xflip: mirror augmentation (doubles the length); 25-float camera labels are mirrored.
         use_labels: read labels from ``dataset.json`` (else ``label_dim == 0``).
         use_masks: read part masks from ``masks/`` (else ``has_masks`` is False).
 
@@ -344,12 +362,6 @@ class ImageFolderDataset(LinkDataset):
         ):
             raise DataError(f"'parts' in dataset.json of '{self.path}' must be a list of names")
         part_names = tuple(parts) if (has_masks and parts) else ()
-
-        if xflip and label_dim == CAMERA_LABEL_DIM:
-            raise DataError(
-                f"xflip is not supported for '{self.path}': its 25-float camera labels would "
-                "need mirrored cameras (set data.xflip=false)"
-            )
 
         size = self._check_sizes(resolution)
         super().__init__(len(self.image_names), size, label_dim, part_names, has_masks, xflip)

@@ -256,8 +256,22 @@ def test_label_problems(tmp_path):
     cams = [[n, [0.0] * 25] for n in ("a.png", "b.png")]
     meta.write_text(json.dumps({"labels": cams}))
     assert ImageFolderDataset(tmp_path).label_dim == 25
-    with pytest.raises(DataError, match="xflip.*camera"):
-        ImageFolderDataset(tmp_path, xflip=True)
+
+
+def test_mirrored_camera_sees_the_mirrored_world_as_the_flipped_image():
+    from link_core.cameras import CameraSpec, orbit_labels, project
+    from link_core.data import mirror_camera_label
+
+    c = orbit_labels(torch.tensor([0.7, -2.0]), torch.tensor([0.3, -0.2]), CameraSpec())
+    m = torch.from_numpy(np.stack([mirror_camera_label(x.numpy()) for x in c]))
+    p = torch.rand(2, 5, 3) - 0.5
+    uv, z = project(p, c)
+    uv_m, z_m = project(p * torch.tensor([-1.0, 1.0, 1.0]), m)
+    assert torch.allclose(uv_m[..., 0], 1 - uv[..., 0], atol=1e-5)  # u flips
+    assert torch.allclose(uv_m[..., 1], uv[..., 1], atol=1e-5)
+    assert torch.allclose(z_m, z, atol=1e-5)
+    R = m[:, :16].reshape(2, 4, 4)[:, :3, :3]
+    assert torch.allclose(torch.linalg.det(R), torch.ones(2), atol=1e-5)  # still a rotation
 
 
 def test_missing_mask(tmp_path):

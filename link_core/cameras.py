@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-CAMERA_LABEL_DIM = 25
+CAMERA_LABEL_DIM = 25  # EG3D: flattened 4x4 cam2world + flattened 3x3 normalized intrinsics
 _FOCAL_RULE = 1.414  # EG3D: the FOV is measured so that f = 1 / (tan(fov/2) · 1.414)
 
 
@@ -46,8 +46,17 @@ class CameraSpec:
     fov_deg: float = 18.837
     pivot: tuple[float, float, float] = (0.0, 0.0, 0.2)
 
+    def __post_init__(self) -> None:
+        if not self.radius > 0:
+            raise ValueError(f"CameraSpec.radius must be > 0, got {self.radius}")
+        if not 0 < self.fov_deg < 180:
+            raise ValueError(f"CameraSpec.fov_deg must be in (0, 180), got {self.fov_deg}")
+        if len(self.pivot) != 3:
+            raise ValueError(f"CameraSpec.pivot must be 3 floats, got {self.pivot!r}")
+
     @property
     def focal(self) -> float:
+        """Normalized focal length (``f`` of the label's intrinsics)."""
         return fov_to_focal(self.fov_deg)
 
 
@@ -58,7 +67,9 @@ def _device(device: Any) -> torch.device:
 def intrinsics(focal: float, n: int = 1, device: Any = None) -> torch.Tensor:
     """``[N, 3, 3]`` normalized intrinsics with the principal point at the centre."""
     K = torch.tensor(
-        [[focal, 0.0, 0.5], [0.0, focal, 0.5], [0.0, 0.0, 1.0]], device=_device(device)
+        [[focal, 0.0, 0.5], [0.0, focal, 0.5], [0.0, 0.0, 1.0]],
+        dtype=torch.float32,
+        device=_device(device),
     )
     return K.expand(n, 3, 3).clone()
 
@@ -67,13 +78,25 @@ def look_at(
     eye: torch.Tensor, target: torch.Tensor | Sequence[float], up: Sequence[float] = (0.0, 1.0, 0.0)
 ) -> torch.Tensor:
     """``[N, 4, 4]`` OpenCV cam2world for cameras at ``eye [N, 3]`` looking at ``target``
-    (``[N, 3]`` or ``[3]``); world ``up`` appears up in the image (camera −y)."""
+    (``[N, 3]`` or ``[3]``); world ``up`` appears up in the image (camera −y).
+
+    Columns of the rotation are the camera's x (right), y (down), z (toward the target) in
+    world coordinates; ``det = +1``. A camera looking straight along ``up`` has no defined
+    roll: it then takes world +z (or +x, if it looks along z) as its image-up instead."""
     eye = eye.float()
     target = torch.as_tensor(target, dtype=eye.dtype, device=eye.device).expand_as(eye)
     z = torch.nn.functional.normalize(target - eye, dim=-1)
-    up_t = torch.as_tensor(up, dtype=eye.dtype, device=eye.device).expand_as(z)
-    # x = z × (−up) ... written as up × z flipped: right-handed with y = z × x pointing down.
+    up_t = torch.as_tensor(up, dtype=eye.dtype, device=eye.device)
+    up_t = torch.nn.functional.normalize(up_t, dim=-1).expand_as(z)
+    # z × up points right when up is image-up (e.g. (0,0,-1) × (0,1,0) = +x); y = z × x then
+    # points down, so (x, y, z) is right-handed like OpenCV's camera frame.
     x = torch.linalg.cross(z, up_t)
+    degenerate = x.norm(dim=-1, keepdim=True) < 1e-6
+    if degenerate.any():  # looking along up: any roll is as good, pick a fixed one
+        ez = torch.tensor([0.0, 0.0, 1.0], dtype=eye.dtype, device=eye.device)
+        ex = torch.tensor([1.0, 0.0, 0.0], dtype=eye.dtype, device=eye.device)
+        alt = torch.where(z[:, 2:].abs() < 0.9, ez, ex)
+        x = torch.where(degenerate, torch.linalg.cross(z, alt), x)
     x = torch.nn.functional.normalize(x, dim=-1)
     y = torch.linalg.cross(z, x)
     m = torch.zeros(eye.shape[0], 4, 4, dtype=eye.dtype, device=eye.device)
@@ -92,7 +115,8 @@ def orbit_eye(
 
 
 def make_labels(cam2world: torch.Tensor, focal: float | torch.Tensor) -> torch.Tensor:
-    """``[N, 4, 4]`` cam2world and a focal (scalar or ``[N]``) -> labels ``[N, 25]``."""
+    """``[N, 4, 4]`` cam2world and a normalized focal (scalar or ``[N]``) -> labels
+    ``[N, 25]``, with the principal point at the image centre (0.5, 0.5)."""
     n = cam2world.shape[0]
     f = torch.as_tensor(focal, dtype=cam2world.dtype, device=cam2world.device).expand(n)
     K = torch.zeros(n, 3, 3, dtype=cam2world.dtype, device=cam2world.device)
@@ -148,9 +172,12 @@ def sample_poses(
     """
     if mode not in POSE_MODES:
         raise ValueError(f"camera pose mode {mode!r} is unknown (known: {', '.join(POSE_MODES)})")
-    u = torch.rand(n, 2, generator=generator)
+    # Draw on the generator's device (a CUDA generator cannot fill CPU tensors); the draw
+    # order (uniforms first, then normals) is kept stable so seeded poses do not change.
+    gdev = generator.device if generator is not None else torch.device("cpu")
+    u = torch.rand(n, 2, generator=generator, device=gdev)
     if mode == "frontal":
-        g = torch.randn(n, 2, generator=generator).clamp(-3, 3)
+        g = torch.randn(n, 2, generator=generator, device=gdev).clamp(-3, 3)
         yaw = g[:, 0] * math.radians(yaw_std_deg)
         pitch = g[:, 1] * math.radians(pitch_std_deg)
     else:
@@ -178,45 +205,66 @@ def wobble_poses(
     yaw_amp_deg: float = 25.0,
     pitch_amp_deg: float = 10.0,
 ) -> torch.Tensor:
-    """``[F, 25]``: a smooth closed loop around the front (a Lissajous figure)."""
+    """``[F, 25]``: a smooth closed loop around the front, a figure eight (Lissajous 1:2)
+    that starts frontal; yaw and pitch peak at ``±yaw_amp_deg`` and ``±pitch_amp_deg``."""
     t = torch.arange(num_frames) * (2 * math.pi / num_frames)
     return orbit_labels(
-        math.radians(yaw_amp_deg) * t.sin(), math.radians(pitch_amp_deg) * (2 * t).sin() / 2, spec
+        math.radians(yaw_amp_deg) * t.sin(), math.radians(pitch_amp_deg) * (2 * t).sin(), spec
     )
 
 
-def ray_bundle(c: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rays through the pixel centres of ``resolution²`` images: (origins ``[N, R², 3]``,
-    unit directions ``[N, R², 3]``), row-major (rows v, columns u)."""
+def pixel_centres(height: int, width: int, device: Any = None) -> torch.Tensor:
+    """``[height·width, 2]`` normalized (u, v) of pixel centres, row-major (rows v, cols u).
+
+    Pixel j of ``width`` has u = (j + 0.5) / width, as in the label's normalized intrinsics.
+    """
+    v = (torch.arange(height, dtype=torch.float32, device=device) + 0.5) / height
+    u = (torch.arange(width, dtype=torch.float32, device=device) + 0.5) / width
+    vv, uu = torch.meshgrid(v, u, indexing="ij")
+    return torch.stack([uu.reshape(-1), vv.reshape(-1)], -1)
+
+
+def _rays(c: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Origins and unit directions ``[N, height·width, 3]`` through the pixel centres."""
     cam2world, K = split_labels(c)
-    n = c.shape[0]
-    centres = (torch.arange(resolution, device=c.device, dtype=c.dtype) + 0.5) / resolution
-    v, u = torch.meshgrid(centres, centres, indexing="ij")
-    uv = torch.stack([u.reshape(-1), v.reshape(-1)], -1)  # [R², 2]
-    fx, fy = K[:, 0, 0, None], K[:, 1, 1, None]
-    cx, cy = K[:, 0, 2, None], K[:, 1, 2, None]
-    x = (uv[None, :, 0] - cx) / fx
-    y = (uv[None, :, 1] - cy) / fy
-    d_cam = torch.stack([x, y, torch.ones_like(x)], -1)  # [N, R², 3]
+    uv = pixel_centres(height, width, c.device).to(c.dtype)
+    # Invert u = f·x/z + cx at z = 1; the label's K is normalized per axis, so this also
+    # holds for non-square images.
+    x = (uv[None, :, 0] - K[:, 0, 2, None]) / K[:, 0, 0, None]
+    y = (uv[None, :, 1] - K[:, 1, 2, None]) / K[:, 1, 1, None]
+    d_cam = torch.stack([x, y, torch.ones_like(x)], -1)  # [N, P, 3]
     dirs = torch.nn.functional.normalize(d_cam @ cam2world[:, :3, :3].transpose(1, 2), dim=-1)
-    origins = cam2world[:, None, :3, 3].expand(n, resolution * resolution, 3)
+    origins = cam2world[:, None, :3, 3].expand(-1, height * width, 3)
     return origins, dirs
 
 
+def ray_bundle(c: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays through the pixel centres of ``resolution²`` images: (origins ``[N, R, 3]``,
+    unit directions ``[N, R, 3]``) with ``R = resolution²``, row-major (rows v, columns u)."""
+    return _rays(c, resolution, resolution)
+
+
 def unproject_depth(c: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-    """World points ``[N, h, w, 3]`` of a depth map ``[N, 1, h, w]`` (distance along the unit
-    ray, EG3D's ``image_depth``); square maps."""
+    """World points ``[N, h, w, 3]`` of a depth map ``[N, 1, h, w]``.
+
+    Depth is the distance along the unit ray through each pixel centre (EG3D's
+    ``image_depth``), not camera-space z: ``point = origin + depth · direction``."""
+    if depth.dim() != 4 or depth.shape[1] != 1 or depth.shape[0] != c.shape[0]:
+        raise ValueError(
+            f"unproject_depth: depth must be [N, 1, h, w] with N = {c.shape[0]} cameras, "
+            f"got {list(depth.shape)}"
+        )
     n, _, h, w = depth.shape
-    if h != w:
-        raise ValueError(f"unproject_depth: square depth maps only, got {h}x{w}")
-    origins, dirs = ray_bundle(c, h)
-    pts = origins + dirs * depth.reshape(n, h * w, 1)
+    origins, dirs = _rays(c, h, w)
+    pts = origins + dirs * depth.reshape(n, h * w, 1).to(dirs.dtype)
     return pts.reshape(n, h, w, 3)
 
 
 def project(points: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """World ``points [N, P, 3]`` -> (normalized image coords ``[N, P, 2]`` (u, v) in [0, 1]
-    across the image, camera-space depth z ``[N, P]``)."""
+    across the image, camera-space depth z ``[N, P]``).
+
+    Points behind the camera (z <= 0) get meaningless (u, v): mask them with z."""
     cam2world, K = split_labels(c)
     R, t = cam2world[:, :3, :3], cam2world[:, :3, 3]
     p_cam = (points - t[:, None]) @ R  # R orthonormal: world -> camera is Rᵀ(p − t)
@@ -247,7 +295,10 @@ def to_pytorch3d(c: torch.Tensor, image_size: int) -> Any:
     pytorch3d's view space is +X left, +Y up, +Z forward with row vectors
     (``X_view = X_world @ R + T``); OpenCV's is +X right, +Y down, +Z forward, so the
     world->view rotation is OpenCV's with x and y negated. Intrinsics are given in pixels
-    (``in_ndc=False``), so ``transform_points_screen`` gives ``project(...) · image_size``.
+    (``in_ndc=False``), so ``transform_points_screen`` (+X right, +Y down, origin at the
+    top-left corner) gives ``project(...) · image_size``, and pytorch3d's rasterizers fill
+    images whose row i, column j is the pixel centred at (u, v) = ((j+0.5)/S, (i+0.5)/S),
+    like the generator's images.
     """
     from pytorch3d.renderer import PerspectiveCameras
 
@@ -266,6 +317,6 @@ def to_pytorch3d(c: torch.Tensor, image_size: int) -> Any:
         R=R_p3d,
         T=T_p3d,
         in_ndc=False,
-        image_size=torch.tensor([[s, s]]).expand(c.shape[0], 2),
+        image_size=torch.tensor([[s, s]], device=c.device).expand(c.shape[0], 2),  # (H, W)
         device=c.device,
     )

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from link_core.cameras import CAMERA_LABEL_DIM
 from link_core.errors import DataError
 from link_core.toyfaces import SUPERSAMPLE, TOYFACE_BOXES, TOYFACE_PARTS, draw_toyface
 
@@ -60,7 +61,6 @@ __all__ = [
 ]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-CAMERA_LABEL_DIM = 25  # EG3D: flattened 4x4 cam2world + flattened 3x3 normalized intrinsics
 _MAX_NAMED_ERRORS = 10
 
 Item = dict[str, torch.Tensor]

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
+from link_core.cameras import unproject_depth
 from link_core.errors import ConfigError
 
 Outputs = dict[str, torch.Tensor]
@@ -126,8 +127,6 @@ class Box3DRegion:
         return ((points >= lo) & (points <= hi)).all(-1)
 
     def __call__(self, outputs: Outputs, c: torch.Tensor | None = None) -> torch.Tensor:
-        from link_core.cameras import unproject_depth
-
         depth = outputs.get("image_depth")
         if depth is None or c is None:
             raise ValueError("a box3d region needs 'image_depth' and cameras (a 3-D backbone)")

@@ -47,10 +47,11 @@ def depth_to_rgb(
 
 
 def depth_range(*depths: torch.Tensor, far: float | None = None) -> tuple[float, float]:
-    """A shared (lo, hi) over depth maps, ignoring background pixels at ``far``."""
+    """A shared (lo, hi) over depth maps, ignoring the background: pixels within 5 % of the
+    depth span from ``far`` (rays that hit nothing report about ``far``)."""
     values = torch.cat([d.flatten() for d in depths])
     if far is not None:
-        hit = values[values < far - 1e-3]
+        hit = values[values < far - 0.05 * (far - float(values.min()))]
         values = hit if hit.numel() else values
     lo, hi = float(values.min()), float(values.max())
     return lo, max(hi, lo + 1e-3)

@@ -91,6 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "export",
+        "Coloured marching-cubes meshes (world units) of a seed and of link edits.",
+        "linkgan export --ckpt runs/q3d --seed 3 --link top --samples 3 --grid 256 --out meshes/",
+    )
+    p.add_argument("--ckpt", required=True, help="run directory or weights file (3-D model)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--link", default=None, help="also export K resamples of this link's axes")
+    p.add_argument("--samples", type=int, default=3, help="number of resamples K")
+    p.add_argument("--grid", type=int, default=256, help="density grid size per axis")
+    p.add_argument("--format", default="ply,glb", help="comma-separated: ply, obj, glb")
+    p.add_argument("--level", type=float, default=None, help="marching-cubes density level")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = _sub(
+        subs,
         "synth",
         "Render a synthetic 3-D data set (EG3D format, with part masks).",
         "linkgan synth --kind heads --num 2000 --res 64 --out heads64.zip",
@@ -149,6 +165,22 @@ def run(args: argparse.Namespace) -> int:
         names = [m.strip() for m in args.metrics.split(",") if m.strip()]
         result = api.measure(args.ckpt, names, args.num, args.out)
         print(json.dumps(result, indent=2))
+    elif args.command == "export":
+        if args.samples < 1:
+            raise UserError("--samples: must be >= 1")
+        formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+        summary = api.export_meshes(
+            args.ckpt,
+            args.seed,
+            args.out,
+            args.link,
+            args.samples,
+            args.grid,
+            formats,
+            args.level,
+            not args.no_progress,
+        )
+        print(json.dumps(summary, indent=2))
     elif args.command == "synth":
         if Path(args.out).exists() and not args.force:
             raise UserError(f"--out: {args.out} already exists (use --force to replace it)")

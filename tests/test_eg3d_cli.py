@@ -169,3 +169,64 @@ def test_box3d_on_a_2d_backbone_is_refused(tmp_path, capsys):
     ]
     assert main(["train", "--out", str(tmp_path / "r"), "--no-progress", *_sets(overrides)]) == 2
     assert "model.backbone: eg3d" in capsys.readouterr().err
+
+
+def test_export_meshes_of_a_seed_and_its_link_edits(trained_3d, tmp_path, capsys):
+    from export import density_grid
+    from link_core.interface import seeds_to_z, view_cameras
+    from linkgan.api import load_generator
+
+    # A minutes-old model's density is low: export at half its peak (a real model uses 10).
+    G, _ = load_generator(trained_3d)
+    ws = G.mapping(seeds_to_z([2], G.z_dim), view_cameras(G, 1))
+    level = 0.5 * float(density_grid(G, ws, 32).max())
+    assert (
+        main(
+            [
+                "export",
+                "--ckpt",
+                str(trained_3d),
+                "--seed",
+                "2",
+                "--grid",
+                "32",
+                "--level",
+                f"{10 * level + 100}",
+                "--out",
+                str(tmp_path / "none"),
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
+    assert "never reaches --level" in capsys.readouterr().err
+    out = tmp_path / "meshes"
+    args = [
+        "export",
+        "--ckpt",
+        str(trained_3d),
+        "--seed",
+        "2",
+        "--link",
+        "top",
+        "--samples",
+        "1",
+        "--grid",
+        "32",
+        "--format",
+        "ply,glb",
+        "--level",
+        str(level),
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["link"] == "top" and summary["units"] == "world"
+    names = {p.name for p in out.iterdir()}
+    assert {"original.ply", "original.glb", "top_0.ply", "top_0_heat.glb"} <= names
+    capsys.readouterr()
+    bad = [*args[:-3], "--format", "stl", "--out", str(tmp_path / "x")]
+    assert main(bad) == 2
+    assert "unknown 'stl'" in capsys.readouterr().err

@@ -45,8 +45,10 @@ class Mesh:
         self.faces = np.ascontiguousarray(self.faces, dtype=np.int64).reshape(-1, 3)
         if self.colors is not None:
             colors = np.asarray(self.colors)
-            if colors.dtype != np.uint8:  # floats in [0, 1] from callers that computed them
+            if np.issubdtype(colors.dtype, np.floating):  # floats in [0, 1]
                 colors = np.clip(np.round(colors * 255.0), 0, 255).astype(np.uint8)
+            elif colors.dtype != np.uint8:  # integers already in 0..255
+                colors = np.clip(colors, 0, 255).astype(np.uint8)
             self.colors = np.ascontiguousarray(colors).reshape(-1, 3)
             if len(self.colors) != len(self.vertices):
                 raise ValueError(

@@ -41,28 +41,47 @@ def _atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -
 
 def write_ply(mesh: Mesh, path: str | os.PathLike) -> Path:
     """Binary little-endian PLY: float32 x, y, z, uint8 red, green, blue (when the mesh has
-    colours) and uchar-counted int32 triangle lists. Built as numpy structured arrays (a
-    per-vertex Python loop would be about 100× slower)."""
+    colours) and uchar-counted int32 triangle lists.
+
+    plyfile describes the elements and writes the header; the body is two numpy structured
+    arrays written as raw bytes. plyfile's own writer packs list properties row by row
+    (about 3 s per million faces); every triangle has 3 indices, so a packed
+    ``(uchar 3, int32 ×3)`` record is the same bytes at numpy speed.
+    """
     from plyfile import PlyData, PlyElement
 
-    fields = [("x", "f4"), ("y", "f4"), ("z", "f4")]
+    fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")]
     if mesh.colors is not None:
         fields += [("red", "u1"), ("green", "u1"), ("blue", "u1")]
     vertex = np.empty(mesh.num_vertices, dtype=fields)
     vertex["x"], vertex["y"], vertex["z"] = mesh.vertices.T
     if mesh.colors is not None:
         vertex["red"], vertex["green"], vertex["blue"] = mesh.colors.T
-    face = np.empty(mesh.num_faces, dtype=[("vertex_indices", "i4", (3,))])
+    face = np.empty(mesh.num_faces, dtype=[("count", "u1"), ("vertex_indices", "<i4", (3,))])
+    face["count"] = 3
     face["vertex_indices"] = mesh.faces
-    ply = PlyData(
+    header = PlyData(
         [
             PlyElement.describe(vertex, "vertex"),
-            PlyElement.describe(face, "face", len_types={"vertex_indices": "u1"}),
+            # Only the header is taken from this element: one list property of int32
+            # counted by a uchar, as the packed records above lay it out.
+            PlyElement.describe(
+                np.empty(mesh.num_faces, dtype=[("vertex_indices", "O")]),
+                "face",
+                len_types={"vertex_indices": "u1"},
+                val_types={"vertex_indices": "i4"},
+            ),
         ],
         text=False,
         byte_order="<",
-    )
-    return _atomic_write(path, ply.write)
+    ).header
+
+    def write(f: IO[bytes]) -> None:
+        f.write(header.encode("ascii") + b"\n")
+        f.write(vertex.tobytes())
+        f.write(face.tobytes())
+
+    return _atomic_write(path, write)
 
 
 def _write_trimesh(mesh: Mesh, path: str | os.PathLike, file_type: str) -> Path:

@@ -23,9 +23,7 @@ from export import (
     read_mesh,
     region_change,
     vertex_colors,
-    write_glb,
     write_mesh,
-    write_obj,
     write_ply,
 )
 from link_core.cameras import orbit_labels
@@ -199,16 +197,35 @@ def test_writers_round_trip_vertices_faces_and_colours(tmp_path, suffix):
     assert sorted(os.listdir(tmp_path)) == [f"sphere{suffix}"]  # no temporary files left
 
 
-def test_ply_is_binary_with_uchar_colours(tmp_path):
-    from plyfile import PlyData
+def test_ply_is_binary_with_uchar_colours_and_matches_plyfiles_own_writer(tmp_path):
+    from plyfile import PlyData, PlyElement
 
     mesh = sphere_mesh()
-    ply = PlyData.read(str(write_ply(mesh, tmp_path / "m.ply")))
+    ours = write_ply(mesh, tmp_path / "m.ply").read_bytes()
+    ply = PlyData.read(str(tmp_path / "m.ply"))
     assert not ply.text
     v = ply["vertex"].data
     assert v.dtype["red"] == np.uint8 and v.dtype["x"] == np.float32
     assert np.array_equal(np.stack([v["red"], v["green"], v["blue"]], 1), mesh.colors)
     assert np.array_equal(np.stack(ply["face"].data["vertex_indices"]), mesh.faces)
+    # Byte for byte what plyfile's (row-by-row) writer makes of the same arrays.
+    vertex = np.empty(mesh.num_vertices, dtype=v.dtype)
+    for i, name in enumerate("xyz"):
+        vertex[name] = mesh.vertices[:, i]
+    for i, name in enumerate(("red", "green", "blue")):
+        vertex[name] = mesh.colors[:, i]
+    face = np.empty(mesh.num_faces, dtype=[("vertex_indices", "<i4", (3,))])
+    face["vertex_indices"] = mesh.faces
+    path = tmp_path / "reference.ply"
+    PlyData(
+        [
+            PlyElement.describe(vertex, "vertex"),
+            PlyElement.describe(face, "face", len_types={"vertex_indices": "u1"}),
+        ],
+        text=False,
+        byte_order="<",
+    ).write(str(path))
+    assert ours == path.read_bytes()
 
 
 def test_unknown_format_is_a_clear_error(tmp_path):
@@ -218,33 +235,40 @@ def test_unknown_format_is_a_clear_error(tmp_path):
 
 
 def test_writers_are_atomic(tmp_path, monkeypatch):
-    import plyfile
+    import export.writers
 
     mesh = sphere_mesh()
-    target = tmp_path / "m.ply"
-    write_ply(mesh, target)
-    before = target.read_bytes()
+    for name in ("m.ply", "m.obj", "m.glb"):
+        write_mesh(mesh, tmp_path / name)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    real_fdopen = os.fdopen
 
-    def fail_midway(self, stream):
-        stream.write(b"ply\nformat binary_little_endian 1.0\n")  # half a header, then boom
-        raise OSError("disk full")
+    class DiskFull:
+        """A file that takes a few bytes, then fails: a full disk in the middle of a write."""
 
-    monkeypatch.setattr(plyfile.PlyData, "write", fail_midway)
-    with pytest.raises(OSError, match="disk full"):
-        write_ply(sphere_mesh(0.1), target)
-    assert target.read_bytes() == before  # the old file is untouched
-    with pytest.raises(OSError, match="disk full"):
-        write_ply(mesh, tmp_path / "new.ply")
-    assert sorted(os.listdir(tmp_path)) == ["m.ply"]  # no half file, no temporary
+        def __init__(self, *args, **kwargs):
+            self.f = real_fdopen(*args, **kwargs)
 
-    def fsync_fails(fd):
-        raise OSError("I/O error")
+        def write(self, data):
+            self.f.write(bytes(data)[:10])
+            raise OSError("disk full")
 
-    monkeypatch.setattr(os, "fsync", fsync_fails)
-    for writer, name in ((write_obj, "m.obj"), (write_glb, "m.glb")):
-        with pytest.raises(OSError, match="I/O error"):
-            writer(mesh, tmp_path / name)
-    assert sorted(os.listdir(tmp_path)) == ["m.ply"]
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(export.writers.os, "fdopen", DiskFull)
+    small = sphere_mesh(0.1, subdivisions=1)
+    for name in ("m.ply", "m.obj", "m.glb", "new.ply", "new.obj", "new.glb"):
+        with pytest.raises(OSError, match="disk full"):
+            write_mesh(small, tmp_path / name)
+    # Old files untouched; no half-written new file and no temporary left behind.
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 # ----------------------------------------------------------------------------------------

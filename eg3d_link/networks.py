@@ -7,7 +7,8 @@ the SR module never writes into ``image_raw``, and ``sample_mixed`` accepts pre-
 so a density grid builds the tri-planes once, not once per chunk.
 
 Generator interface (``link_core.interface``): ``mapping(z, c) -> ws``,
-``synthesis(ws, c) -> {"image" [B,3,H,W], "image_raw" [B,3,h,w], "image_depth" [B,1,h,w]}``
+``synthesis(ws, c) -> {"image" [B,3,H,W], "image_raw" [B,3,h,w], "image_depth" [B,1,h,w],
+"image_alpha" [B,1,h,w]}``
 with images in [-1, 1] and depth in world units (distance along the ray), plus
 ``sample_mixed(points, ws) -> {"sigma", "rgb", ...}`` for export and volumetric losses.
 """
@@ -282,6 +283,7 @@ class TriplaneGenerator(nn.Module):
         feat = out["features"].transpose(1, 2).reshape(B, -1, res, res) * 2 - 1  # to [-1, 1]
         image_raw = feat[:, :3]
         depth = out["depth"].transpose(1, 2).reshape(B, 1, res, res)
+        alpha = out["opacity"].transpose(1, 2).reshape(B, 1, res, res)
         if self.superres is None:
             image = image_raw
             if res != self.img_resolution:
@@ -294,7 +296,7 @@ class TriplaneGenerator(nn.Module):
                 )
         else:
             image = self.superres(feat, ws, noise_mode=noise_mode)
-        return {"image": image, "image_raw": image_raw, "image_depth": depth}
+        return {"image": image, "image_raw": image_raw, "image_depth": depth, "image_alpha": alpha}
 
     def forward(
         self,

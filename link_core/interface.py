@@ -3,7 +3,9 @@
 - ``G.mapping(z [B, z_dim], c [B, c_dim], truncation_psi=1, truncation_cutoff=None,
   update_emas=False) -> ws [B, num_ws, w_dim]``
 - ``G.synthesis(ws, c, noise_mode="random" | "const" | "none") -> dict`` with ``image``
-  ``[B, 3, H, W]`` in [-1, 1]; EG3D adds ``image_raw`` and ``image_depth``.
+  ``[B, 3, H, W]`` in [-1, 1]; EG3D adds ``image_raw``, ``image_depth`` (distance along
+  the ray, world units) and ``image_alpha`` (accumulated opacity in [0, 1]), at the neural
+  rendering resolution; it also takes ``render_resolution=R`` to render finer than trained.
 - ``D(outputs: dict, c) -> logits [B, 1]``.
 
 Optional parts a backbone may offer (tools test with ``getattr``):

@@ -36,6 +36,28 @@ def swap_axes(ws: torch.Tensor, source: torch.Tensor, axis_mask: torch.Tensor) -
     return torch.lerp(ws, source, axis_mask.to(ws.dtype))
 
 
+def edit_seeds(seed: int, samples: int) -> list[int]:
+    """The seeds whose w supplies a link's new axes in edits of ``seed``: ``seed·1000 + 1 …
+    seed·1000 + samples``, so every tool (grids, videos, meshes) shows the same edits."""
+    return [seed * 1000 + 1 + k for k in range(samples)]
+
+
+def resample_link_axes(
+    G: torch.nn.Module,
+    ws: torch.Tensor,
+    axis_mask: torch.Tensor,
+    samples: int,
+    seed: int,
+    c: torch.Tensor,
+) -> torch.Tensor:
+    """``[samples, num_ws, w_dim]``: ``ws [1, num_ws, w_dim]`` with the masked axes taken
+    from the mapped w of :func:`edit_seeds` (camera ``c [1, c_dim]`` for pose-conditioned
+    mappings). ``torch.lerp(ws, result, t)`` moves continuously between the two."""
+    z = seeds_to_z(edit_seeds(seed, samples), G.z_dim).to(ws.device)
+    sources = G.mapping(z, c.to(ws.device).expand(samples, -1))
+    return swap_axes(ws.expand(samples, -1, -1), sources, axis_mask.to(ws.device))
+
+
 @torch.no_grad()
 def link_mse(
     G: torch.nn.Module,

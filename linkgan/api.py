@@ -198,17 +198,119 @@ def generate(ckpt_path: str | Path, seeds: list[int], out: str | Path, truncatio
     return paths
 
 
+def latent(
+    G: torch.nn.Module, seed: int, w_file: str | Path | None = None
+) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """(``ws [1, num_ws, w_dim]``, camera ``c [1, c_dim]``, a name for files) of a seed, or
+    of a w file (from inversion) when given; the camera is the file's or the frontal view."""
+    c = view_cameras(G, 1)
+    if w_file is None:
+        return G.mapping(seeds_to_z([seed], G.z_dim), c), c, f"seed{seed:04d}"
+    from link_core.latents import load_w
+
+    ws, c_file = load_w(w_file, G.num_ws, G.w_dim, G.c_dim)
+    return ws, (c if c_file is None else c_file), Path(w_file).stem
+
+
 @torch.no_grad()
-def edit(ckpt_path: str | Path, seed: int, link: str, samples: int, out: str | Path) -> Path:
+def edit(
+    ckpt_path: str | Path,
+    seed: int,
+    link: str,
+    samples: int,
+    out: str | Path,
+    w_file: str | Path | None = None,
+) -> Path:
     """An edit grid for one link: original + K resamples of its axes, heat maps below."""
     from render.grids import save_edit_grid
 
     G, cfg = load_generator(ckpt_path)
     target = find_link(model_links(cfg), link)
-    c = view_cameras(G, 1)
-    ws = G.mapping(seeds_to_z([seed], G.z_dim), c)
-    path = Path(out) / f"edit_seed{seed:04d}_{target.name}.png"
+    ws, c, name = latent(G, seed, w_file)
+    path = Path(out) / f"edit_{name}_{target.name}.png"
     return save_edit_grid(G, ws, target, samples, seed, path, c)
+
+
+RENDER_PATHS = ("turntable", "wobble", "still")
+
+
+@torch.no_grad()
+def render(
+    ckpt_path: str | Path,
+    seed: int,
+    out: str | Path,
+    link: str | None = None,
+    samples: int = 3,
+    path: str | None = None,
+    frames: int = 60,
+    interp: bool = False,
+    maps: str | None = None,
+    fps: float = 24.0,
+    tile: int = 128,
+    pitch: float = 10.0,
+    render_resolution: int | None = None,
+    w_file: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """A video (mp4 / GIF / PNG folder, by ``out``'s suffix) of a seed turning on a camera
+    path; with ``link``, K resamples of its axes turn beside the original (or, with
+    ``interp``, move continuously from the original to each resample and back)."""
+    from render.paths import camera_path
+    from render.videos import interpolation_source, orbit_source, partition_rows, render_video
+
+    if samples < 1:
+        raise UserError("--samples: must be >= 1")
+    if interp and link is None:
+        raise UserError("--interp: needs --link (which axes to move)")
+    G, cfg = load_generator(ckpt_path)
+    is_3d = hasattr(G, "sample_mixed")  # the interface's sign of a 3-D field
+    if maps is None:
+        maps = "image,depth,geometry" if is_3d else "image"
+        if link is not None:
+            maps += ",change"
+    if path is None:
+        path = "turntable" if is_3d else "still"  # a 2-D model cannot turn
+    cams = camera_path(G, path, frames, pitch_deg=pitch)
+    ws, c, name = latent(G, seed, w_file)
+    title = f"{Path(str(ckpt_path)).name} | {name}"
+    target = None
+    if link is None:
+        rows, columns = ws, ["original"]
+        source = orbit_source(rows, cams)
+    else:
+        target = find_link(model_links(cfg), link)
+        rows, columns = partition_rows(G, ws, target, samples, seed, c)
+        title += f" | link {target.name} (w axes {axes_text(target.axes)})"
+        if interp:
+            source, t_of = interpolation_source(ws, rows[1:], cams, frames)
+            columns = ["original"] + [f"-> {target.name} #{k + 1}" for k in range(samples)]
+            base_title = title
+            title = lambda i: f"{base_title} | t = {t_of(i):.2f}"  # noqa: E731
+        else:
+            source = orbit_source(rows, cams)
+    summary = render_video(
+        G,
+        source,
+        frames,
+        out,
+        columns=columns,
+        maps=maps,
+        link=target,
+        tile=tile,
+        fps=fps,
+        title=title,
+        render_resolution=render_resolution,
+        progress=progress,
+    )
+    summary["path_kind"] = path
+    return summary
+
+
+def axes_text(axes: tuple[int, ...]) -> str:
+    """``(0, 1, …, 15)`` -> ``"0-15"``; other sets as a short list."""
+    if axes and list(axes) == list(range(axes[0], axes[-1] + 1)):
+        return f"{axes[0]}-{axes[-1]}"
+    return ",".join(map(str, axes[:6])) + ("…" if len(axes) > 6 else "")
 
 
 def measure(
@@ -274,13 +376,17 @@ def export_meshes(
     formats: tuple[str, ...] = ("ply", "glb"),
     level: float | None = None,
     progress: bool = True,
+    w_file: str | Path | None = None,
+    turntable: int = 0,
 ) -> dict[str, Any]:
     """Coloured world-unit meshes of a seed (and of K resamples of a link's axes, with
     heat-map meshes coloured by the distance to the original and the change inside vs
-    outside the link's 3-D region). Writes ``out/summary.json``; returns it."""
+    outside the link's 3-D region). ``turntable > 0`` also renders the meshes themselves
+    (pytorch3d) turning side by side into ``out/turntable.mp4``. Writes
+    ``out/summary.json``; returns it."""
     from export import extract_mesh, heatmap_mesh, mesh_distance, region_change, write_mesh
     from export.mesh import DEFAULT_LEVEL
-    from link_core.metrics import swap_axes
+    from link_core.metrics import resample_link_axes
 
     bad = [f for f in formats if f not in MESH_FORMATS]
     if bad:
@@ -292,9 +398,8 @@ def export_meshes(
         raise UserError(f"{ckpt_path}: a {cfg.model.backbone} model has no 3-D field to export")
     out = Path(out)
     level = DEFAULT_LEVEL if level is None else level
-    c = view_cameras(G, 1)
-    ws = G.mapping(seeds_to_z([seed], G.z_dim), c)
-    summary: dict[str, Any] = {"seed": seed, "grid": grid, "level": level, "units": "world"}
+    ws, c, name = latent(G, seed, w_file)
+    summary: dict[str, Any] = {"latent": name, "grid": grid, "level": level, "units": "world"}
 
     def save(mesh, stem: str) -> list[str]:
         return [str(write_mesh(mesh, out / f"{stem}.{fmt}")) for fmt in formats]
@@ -305,32 +410,41 @@ def export_meshes(
 
         peak = float(density_grid(G, ws, min(grid, 64)).max())
         raise UserError(
-            f"seed {seed}: the density never reaches --level {level:g} (max σ ≈ {peak:.3g} on a "
+            f"{name}: the density never reaches --level {level:g} (max σ ≈ {peak:.3g} on a "
             "64³ grid): pass a lower --level or train longer"
         )
     summary["original"] = {"vertices": original.num_vertices, "files": save(original, "original")}
+    shown: list[list] = [[original], [original]]
+    columns = ["original"]
     if link is not None:
         target = find_link(model_links(cfg), link)
-        sources = G.mapping(
-            seeds_to_z([seed * 1000 + 1 + k for k in range(samples)], G.z_dim),
-            c.expand(samples, -1),
-        )
-        axis_mask = target.axis_mask(G.w_dim)
+        ws_edit = resample_link_axes(G, ws, target.axis_mask(G.w_dim), samples, seed, c)
         edits = []
         for k in range(samples):
-            w_k = swap_axes(ws, sources[k : k + 1], axis_mask)
+            w_k = ws_edit[k : k + 1]
             mesh = extract_mesh(G, w_k, grid, level, progress=progress)
             dist = mesh_distance(original, mesh)
             stem = f"{target.name}_{k}"
+            heat = heatmap_mesh(mesh, dist)
             entry: dict[str, Any] = {
                 "vertices": mesh.num_vertices,
-                "files": save(mesh, stem) + save(heatmap_mesh(mesh, dist), f"{stem}_heat"),
+                "files": save(mesh, stem) + save(heat, f"{stem}_heat"),
             }
+            shown[0].append(mesh)
+            shown[1].append(heat)
+            columns.append(f"{target.name} #{k + 1}")
             if isinstance(target.region, Box3DRegion):
                 entry["change"] = region_change(original, mesh, target.region)
             edits.append(entry)
         summary["link"] = target.name
         summary["edits"] = edits
+    if turntable > 0:
+        from render.mesh_view import mesh_turntable
+
+        rows, labels = (shown, ["mesh", "change"]) if link is not None else (shown[:1], ["mesh"])
+        summary["turntable"] = mesh_turntable(
+            rows, columns, labels, out / "turntable.mp4", frames=turntable, progress=progress
+        )
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".summary.json.tmp-{os.getpid()}"
     tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")

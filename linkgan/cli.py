@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ckpt", required=True, help="run directory or weights file")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--w", default=None, help="a w file (e.g. from inversion) instead of --seed")
     p.add_argument("--link", default="0", help="link name or index")
     p.add_argument("--samples", type=int, default=6, help="number of resamples K")
     p.add_argument("--out", required=True)
@@ -97,12 +98,58 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--ckpt", required=True, help="run directory or weights file (3-D model)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--w", default=None, help="a w file (e.g. from inversion) instead of --seed")
     p.add_argument("--link", default=None, help="also export K resamples of this link's axes")
     p.add_argument("--samples", type=int, default=3, help="number of resamples K")
     p.add_argument("--grid", type=int, default=256, help="density grid size per axis")
     p.add_argument("--format", default="ply,glb", help="comma-separated: ply, obj, glb")
     p.add_argument("--level", type=float, default=None, help="marching-cubes density level")
+    p.add_argument(
+        "--turntable",
+        type=int,
+        default=0,
+        metavar="FRAMES",
+        help="also render the meshes turning side by side (pytorch3d) to turntable.mp4",
+    )
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = _sub(
+        subs,
+        "render",
+        "Videos: a seed on a camera path, with K resamples of a link turning beside it.",
+        "linkgan render --ckpt runs/q3d --seed 3 --link top --samples 3 --frames 60 --out top.mp4",
+    )
+    p.add_argument("--ckpt", required=True, help="run directory or weights file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--w", default=None, help="a w file (e.g. from inversion) instead of --seed")
+    p.add_argument("--link", default=None, help="show K resamples of this link's axes")
+    p.add_argument("--samples", type=int, default=3, help="number of resamples K")
+    p.add_argument(
+        "--interp",
+        action="store_true",
+        help="continuous control: move the link's axes to each resample and back",
+    )
+    p.add_argument(
+        "--path",
+        default=None,
+        help="turntable | wobble | still | a JSON file of poses (default: turntable for 3-D "
+        "models, still for 2-D)",
+    )
+    p.add_argument("--frames", type=int, default=60)
+    p.add_argument("--fps", type=float, default=24.0)
+    p.add_argument("--pitch", type=float, default=10.0, help="turntable elevation (degrees)")
+    p.add_argument(
+        "--maps",
+        default=None,
+        help="rows: image, raw, depth, geometry, change, depth_change (default: image, depth, "
+        "geometry for 3-D; + change with --link)",
+    )
+    p.add_argument("--tile", type=int, default=128, help="tile size in pixels")
+    p.add_argument(
+        "--render-res", type=int, default=None, help="neural rendering resolution (3-D models)"
+    )
+    p.add_argument("--out", required=True, help=".mp4, .gif or a folder for PNG frames")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = _sub(
@@ -158,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "edit":
         if args.samples < 1:
             raise UserError("--samples: must be >= 1")
-        print(api.edit(args.ckpt, args.seed, args.link, args.samples, args.out))
+        print(api.edit(args.ckpt, args.seed, args.link, args.samples, args.out, args.w))
     elif args.command == "metrics":
         if args.num is not None and args.num < 1:
             raise UserError("--num: must be >= 1")
@@ -168,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "export":
         if args.samples < 1:
             raise UserError("--samples: must be >= 1")
+        if not 0 <= args.turntable <= 10_000:
+            raise UserError(f"--turntable: expected 0..10000 frames, got {args.turntable}")
         formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
         summary = api.export_meshes(
             args.ckpt,
@@ -179,6 +228,31 @@ def run(args: argparse.Namespace) -> int:
             formats,
             args.level,
             not args.no_progress,
+            args.w,
+            args.turntable,
+        )
+        print(json.dumps(summary, indent=2))
+    elif args.command == "render":
+        if args.frames < 1 or args.frames > 10_000:
+            raise UserError(f"--frames: expected 1..10000, got {args.frames}")
+        if not 16 <= args.tile <= 1024:
+            raise UserError(f"--tile: expected 16..1024, got {args.tile}")
+        summary = api.render(
+            args.ckpt,
+            args.seed,
+            args.out,
+            link=args.link,
+            samples=args.samples,
+            path=args.path,
+            frames=args.frames,
+            interp=args.interp,
+            maps=args.maps,
+            fps=args.fps,
+            tile=args.tile,
+            pitch=args.pitch,
+            render_resolution=args.render_res,
+            w_file=args.w,
+            progress=not args.no_progress,
         )
         print(json.dumps(summary, indent=2))
     elif args.command == "synth":

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from link_core.images import grid, to_uint8, write_png
-from link_core.interface import seeds_to_z, view_cameras
+from link_core.interface import view_cameras
 from link_core.link import Link
-from link_core.metrics import swap_axes
+from link_core.metrics import resample_link_axes
 from render.heatmap import colorize, depth_range, depth_to_rgb, difference_map, outline, upscale
 
 
@@ -28,23 +28,15 @@ def link_resamples(
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
     """Render the original w and ``samples`` versions with the link's axes resampled.
 
-    ws: ``[1, num_ws, w_dim]``. The new axes come from the mapped w of seeds
-    ``seed·1000 + 1 … seed·1000 + samples`` (reproducible per seed).
+    ws: ``[1, num_ws, w_dim]``. The new axes come from the mapped w of
+    :func:`~link_core.metrics.edit_seeds` (reproducible per seed).
     Returns (original outputs ``[1, …]``, edited outputs ``[K, …]``, mask ``[1, 1, H, W]``).
     """
     device = ws.device
     c = view_cameras(G, 1, device) if c is None else c.to(device)
     base = G.synthesis(ws, c, noise_mode="const")
-    sources = G.mapping(
-        seeds_to_z([seed * 1000 + 1 + k for k in range(samples)], G.z_dim).to(device),
-        c.expand(samples, -1),
-    )
-    axis_mask = link.axis_mask(G.w_dim, device)
-    edited = G.synthesis(
-        swap_axes(ws.expand(samples, -1, -1), sources, axis_mask),
-        c.expand(samples, -1),
-        noise_mode="const",
-    )
+    ws_edit = resample_link_axes(G, ws, link.axis_mask(G.w_dim, device), samples, seed, c)
+    edited = G.synthesis(ws_edit, c.expand(samples, -1), noise_mode="const")
     return base, edited, link.region(base, c)
 
 

@@ -16,6 +16,7 @@ from link_core import checkpoint as ckpt
 from link_core.cameras import CameraSpec, sample_poses
 from link_core.data import ImageFolderDataset
 from linkgan.cli import main
+from render.video import read_video
 
 SYNTH = CameraSpec(radius=2.7, fov_deg=30.0, pivot=(0.0, 0.0, 0.0))
 HEADS_3D = [
@@ -217,6 +218,8 @@ def test_export_meshes_of_a_seed_and_its_link_edits(trained_3d, tmp_path, capsys
         "ply,glb",
         "--level",
         str(level),
+        "--turntable",
+        "4",
         "--out",
         str(out),
         "--no-progress",
@@ -226,7 +229,47 @@ def test_export_meshes_of_a_seed_and_its_link_edits(trained_3d, tmp_path, capsys
     assert summary["link"] == "top" and summary["units"] == "world"
     names = {p.name for p in out.iterdir()}
     assert {"original.ply", "original.glb", "top_0.ply", "top_0_heat.glb"} <= names
+    assert read_video(out / "turntable.mp4").shape[0] == 4  # the meshes themselves turning
     capsys.readouterr()
     bad = [*args[:-3], "--format", "stl", "--out", str(tmp_path / "x")]
     assert main(bad) == 2
     assert "unknown 'stl'" in capsys.readouterr().err
+
+
+def test_render_turntable_partition_and_interpolation_videos(trained_3d, tmp_path, capsys):
+    out = tmp_path / "top.mp4"
+    base = ["render", "--ckpt", str(trained_3d), "--seed", "1", "--tile", "32", "--no-progress"]
+    assert (
+        main([*base, "--link", "top", "--samples", "2", "--frames", "48", "--out", str(out)]) == 0
+    )
+    summary = json.loads(capsys.readouterr().out)
+    frames = read_video(out)
+    assert frames.shape[0] == 48 and summary["columns"] == ["original", "top #1", "top #2"]
+    assert summary["maps"] == ["image", "depth", "geometry", "change"]
+    assert frames[0].std() > 5 and not np.array_equal(frames[0], frames[12])  # it turns
+    # Continuous control from a w file (what inversion writes), on the wobble path, as GIF.
+    from link_core.latents import save_w
+    from linkgan.api import latent, load_generator
+
+    G, _ = load_generator(trained_3d)
+    ws, c, _ = latent(G, 5)
+    wfile = save_w(tmp_path / "face.safetensors", ws, c)
+    gif = tmp_path / "interp.gif"
+    args = [*base, "--w", str(wfile), "--link", "top", "--interp", "--path", "wobble"]
+    assert main([*args, "--frames", "6", "--maps", "image,raw,change", "--out", str(gif)]) == 0
+    assert read_video(gif).shape[0] == 6
+    capsys.readouterr()
+    # Bad input: one line, exit 2, nothing written.
+    for bad, message in [
+        (["--path", "spiral"], "--path: expected turntable"),
+        (["--interp"], "--interp: needs --link"),
+        (["--maps", "image,normals"], "--maps: unknown 'normals'"),
+        (["--w", str(tmp_path / "none.npy")], "does not exist"),
+        (["--out", str(tmp_path / "v.avi")], "expected .mp4, .gif or a folder"),
+        (["--frames", "0"], "--frames"),
+    ]:
+        argv = [*base, "--frames", "4", "--out", str(tmp_path / "bad.mp4"), *bad]
+        assert main(argv) == 2, bad
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "bad.mp4").exists()

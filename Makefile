@@ -4,11 +4,11 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-MINUTES ?= 6
+MINUTES ?= 10
 OUT     ?= demo_out
 ARGS    ?=
 
-.PHONY: install test lint demo bench clean
+.PHONY: install test lint browser demo bench clean
 
 install: $(STAMP)
 
@@ -23,7 +23,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+# The report test opens index.html in Debian's headless Chromium: install it when missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: lint browser
 	$(VENV)/bin/pytest -q $(ARGS)
 
 demo: $(STAMP)

@@ -10,6 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=["link_core", "stylegan_link", "eg3d_link", "render", "export", "linkgan"],
+    package_data={"linkgan": ["static/*.js"]},
     # Pinned to the set that loads together here (../shared/FACTS.md): easypytorch3d's
     # compiled ops only load with torch 2.12.0.
     install_requires=[

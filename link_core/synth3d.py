@@ -23,8 +23,9 @@ to the higher id, i.e. the smaller part). Shading is Lambertian with two lights 
 the world, so every view of an item shows the same colours (view-independent, as the
 tri-plane decoder assumes).
 
-pytorch3d (its CPU rasterizer only) is imported inside :func:`_rasterize`, so importing
-this module, and the training path, never loads it.
+pytorch3d (its CPU rasterizer only) is imported inside
+:func:`link_core.raster.rasterize_tiled`, so importing this module, and the training path,
+never loads it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from link_core.cameras import (
 )
 from link_core.data import LinkDataset, write_dataset_zip
 from link_core.errors import DataError
+from link_core.raster import project_to_ndc, rasterize_tiled
 
 __all__ = [
     "HEAD_PARTS",
@@ -549,98 +551,6 @@ def _rays(c: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack(d, -1).to(torch.float32), norm.to(torch.float32)
 
 
-def _project(item: _Item, c: torch.Tensor) -> np.ndarray:
-    """World vertices -> rasterizer NDC ``[V, 3]``: x left, y up (pixel (i, j) centre at
-    ``(1 - (2j+1)/S, 1 - (2i+1)/S)``), z = camera-space depth.
-
-    The projection of :func:`link_core.cameras.project`, written per view with elementwise
-    numpy: no shape-dependent kernels (batch-independent results) and no thread pool
-    (tiny arrays; threads only contend on a busy machine).
-    """
-    cam2world, k = (a[0].double().numpy() for a in split_labels(c[None]))
-    rel = item.verts.astype(np.float64) - cam2world[:3, 3]
-    x, y, z = (
-        rel[:, 0:1] * cam2world[0] + rel[:, 1:2] * cam2world[1] + rel[:, 2:3] * cam2world[2]
-    )[:, :3].T
-    u = k[0, 0] * x / z + k[0, 2]
-    v = k[1, 1] * y / z + k[1, 2]
-    return np.stack([1.0 - 2.0 * u, 1.0 - 2.0 * v, z], -1).astype(np.float32)
-
-
-TILE = 16  # rasterizer tile (pixels): see _rasterize
-
-
-def _rasterize(
-    face_ndc: Sequence[np.ndarray], size: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Nearest face per pixel of each view.
-
-    Args: ``face_ndc``: per view, float32 ``[F_b, 3 corners, 3]`` in rasterizer NDC.
-    Returns ``face`` int64 ``[B, S, S]`` (index into the view's faces, -1 = none), ``z``
-    float32 ``[B, S, S]`` (camera depth) and perspective-correct barycentrics
-    ``[B, S, S, 3]``.
-
-    Why tiles: on CPU pytorch3d only has the naive rasterizer, which tests every face at
-    every pixel. Each ``TILE²`` tile becomes its own mesh holding only the faces whose
-    bounds reach it, mapped so the tile fills NDC (an affine map of x, y keeps barycentrics
-    and z); with ~4k faces per head this is ~30x faster at 128². Tiles of a view depend on
-    that view alone, so results do not depend on the batch.
-    """
-    from pytorch3d.renderer.mesh.rasterize_meshes import rasterize_meshes
-    from pytorch3d.structures import Meshes
-
-    tiles = size // TILE
-    verts, where, owner = [], [], []
-    for b, fv in enumerate(face_ndc):
-        # Face bounds in pixel units (pixel j's centre is at x = 1 - (2j+1)/S), one-pixel margin.
-        col = (1.0 - fv[..., 0]) * (size / 2) - 0.5
-        row = (1.0 - fv[..., 1]) * (size / 2) - 0.5
-        lo_c = np.clip(np.floor(col.min(1) - 1) // TILE, 0, tiles - 1).astype(int)
-        hi_c = np.clip(np.ceil(col.max(1) + 1) // TILE, 0, tiles - 1).astype(int)
-        lo_r = np.clip(np.floor(row.min(1) - 1) // TILE, 0, tiles - 1).astype(int)
-        hi_r = np.clip(np.ceil(row.max(1) + 1) // TILE, 0, tiles - 1).astype(int)
-        t = np.arange(tiles)
-        in_c = (lo_c[:, None] <= t) & (t <= hi_c[:, None])  # [F, T]
-        in_r = (lo_r[:, None] <= t) & (t <= hi_r[:, None])
-        for ty in range(tiles):
-            rows_ok = in_r[:, ty]
-            for tx in range(tiles):
-                idx = np.nonzero(rows_ok & in_c[:, tx])[0]
-                if len(idx) == 0:
-                    continue
-                local = fv[idx].copy()
-                local[..., 0] = local[..., 0] * tiles + (1 + 2 * tx - tiles)
-                local[..., 1] = local[..., 1] * tiles + (1 + 2 * ty - tiles)
-                verts.append(torch.from_numpy(local.reshape(-1, 3)))
-                where.append((b, ty, tx))
-                owner.append(idx)
-    face = torch.full((len(face_ndc), tiles, tiles, TILE, TILE), -1, dtype=torch.int64)
-    z = torch.full((len(face_ndc), tiles, tiles, TILE, TILE), -1.0)
-    bary = torch.zeros(len(face_ndc), tiles, tiles, TILE, TILE, 3)
-    if verts:
-        faces = [torch.arange(len(v), dtype=torch.int64).view(-1, 3) for v in verts]
-        p2f, zbuf, bc, _ = rasterize_meshes(
-            Meshes(verts=verts, faces=faces),
-            image_size=TILE,
-            faces_per_pixel=1,
-            perspective_correct=True,
-            bin_size=0,
-        )
-        # packed face index -> the view's own face index
-        lookup = torch.from_numpy(np.concatenate(owner))
-        p2f = p2f[..., 0]
-        hit = p2f >= 0
-        b, ty, tx = (torch.tensor(a) for a in zip(*where, strict=True))
-        face[b, ty, tx] = torch.where(hit, lookup[p2f.clamp(min=0)], -1)
-        z[b, ty, tx] = zbuf[..., 0]
-        bary[b, ty, tx] = bc[..., 0, :]
-    # [B, Ty, Tx, h, w] -> [B, S, S]
-    face = face.permute(0, 1, 3, 2, 4).reshape(len(face_ndc), size, size)
-    z = z.permute(0, 1, 3, 2, 4).reshape(len(face_ndc), size, size)
-    bary = bary.permute(0, 1, 3, 2, 4, 5).reshape(len(face_ndc), size, size, 3)
-    return face, z, bary
-
-
 def _pool_sum(x: torch.Tensor) -> torch.Tensor:
     """Sum of each 2x2 block over the last two dims (elementwise adds: batch-independent)."""
     return x[..., 0::2, 0::2] + x[..., 1::2, 0::2] + x[..., 0::2, 1::2] + x[..., 1::2, 1::2]
@@ -669,7 +579,7 @@ def render_views(
     face_ndc, kept = [], []
     first = 0
     for it, c in zip(items, labels, strict=True):
-        fv = _project(it, c)[it.faces]  # [F, 3, 3]
+        fv = project_to_ndc(it.verts, c)[it.faces]  # [F, 3, 3]
         # Back-face culling (closed parts only): front faces are clockwise in NDC, whose
         # x and y both point against the image's u and v.
         e1, e2 = fv[:, 1, :2] - fv[:, 0, :2], fv[:, 2, :2] - fv[:, 0, :2]
@@ -678,7 +588,7 @@ def render_views(
         face_ndc.append(fv[keep])
         kept.append(keep + first)
         first += len(it.faces)
-    p2f, zbuf, bary = _rasterize(face_ndc, size)
+    p2f, zbuf, bary = rasterize_tiled(face_ndc, size)
     hit = p2f >= 0
     offset = torch.from_numpy(np.cumsum([0] + [len(k) for k in kept[:-1]])).view(-1, 1, 1)
     f = torch.from_numpy(np.concatenate(kept))[(p2f + offset).where(hit, 0)]

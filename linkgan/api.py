@@ -374,7 +374,7 @@ def export_meshes(
     samples: int = 3,
     grid: int = 256,
     formats: tuple[str, ...] = ("ply", "glb"),
-    level: float | None = None,
+    level: float | str | None = None,
     progress: bool = True,
     w_file: str | Path | None = None,
     turntable: int = 0,
@@ -397,7 +397,13 @@ def export_meshes(
     if not hasattr(G, "sample_mixed"):
         raise UserError(f"{ckpt_path}: a {cfg.model.backbone} model has no 3-D field to export")
     out = Path(out)
-    level = DEFAULT_LEVEL if level is None else level
+    if level == "auto":
+        # Young models may not reach EG3D's level yet: then take half their peak density.
+        from export import density_grid
+
+        peak = float(density_grid(G, latent(G, seed, w_file)[0], 64).max())
+        level = DEFAULT_LEVEL if peak > 2 * DEFAULT_LEVEL else round(0.5 * peak, 4)
+    level = DEFAULT_LEVEL if level is None else float(level)
     ws, c, name = latent(G, seed, w_file)
     summary: dict[str, Any] = {"latent": name, "grid": grid, "level": level, "units": "world"}
 
@@ -443,7 +449,14 @@ def export_meshes(
 
         rows, labels = (shown, ["mesh", "change"]) if link is not None else (shown[:1], ["mesh"])
         summary["turntable"] = mesh_turntable(
-            rows, columns, labels, out / "turntable.mp4", frames=turntable, progress=progress
+            rows,
+            columns,
+            labels,
+            out / "turntable.mp4",
+            frames=turntable,
+            fps=12,
+            tile=160,
+            progress=progress,
         )
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / f".summary.json.tmp-{os.getpid()}"

@@ -103,7 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=3, help="number of resamples K")
     p.add_argument("--grid", type=int, default=256, help="density grid size per axis")
     p.add_argument("--format", default="ply,glb", help="comma-separated: ply, obj, glb")
-    p.add_argument("--level", type=float, default=None, help="marching-cubes density level")
+    p.add_argument(
+        "--level",
+        default=None,
+        help="marching-cubes density level (default 10, EG3D's; 'auto': 10, or half the "
+        "peak density for young models that do not reach it)",
+    )
     p.add_argument(
         "--turntable",
         type=int,
@@ -175,12 +180,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(
         subs,
         "demo",
-        "The main job on the built-in data: train, edit grids, metrics.",
-        "linkgan demo --minutes 6 --out demo_out",
+        "The main job on the built-in data: train, then edit grids, turntable and control "
+        "videos, meshes, metrics and index.html.",
+        "linkgan demo --minutes 10 --out demo_out",
     )
-    p.add_argument("--minutes", type=float, default=6.0, help="training budget")
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget")
     p.add_argument("--out", default="demo_out")
-    p.add_argument("--config", default=None, help="preset (default: configs/quickstart_2d.yaml)")
+    p.add_argument("--config", default=None, help="preset (default: configs/quickstart_3d.yaml)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value (YAML syntax), repeatable",
+    )
+    p.add_argument("--frames", type=int, default=48, help="frames per video")
+    p.add_argument("--grid", type=int, default=128, help="mesh density grid size")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -218,6 +235,12 @@ def run(args: argparse.Namespace) -> int:
         if not 0 <= args.turntable <= 10_000:
             raise UserError(f"--turntable: expected 0..10000 frames, got {args.turntable}")
         formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+        level = args.level
+        if level not in (None, "auto"):
+            try:
+                level = float(level)
+            except ValueError:
+                raise UserError(f"--level: expected a number or 'auto', got {level!r}") from None
         summary = api.export_meshes(
             args.ckpt,
             args.seed,
@@ -226,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
             args.samples,
             args.grid,
             formats,
-            args.level,
+            level,
             not args.no_progress,
             args.w,
             args.turntable,
@@ -265,7 +288,18 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "demo":
         from linkgan.demo import run_demo
 
-        run_demo(Path(args.out), args.minutes, args.config)
+        out = Path(args.out)
+        if (out / "run").exists() and any((out / "run").iterdir()):
+            raise UserError(f"--out: {out} already holds a demo run (choose another --out)")
+        run_demo(
+            out,
+            args.minutes,
+            args.config,
+            args.overrides,
+            frames=args.frames,
+            mesh_grid=args.grid,
+            progress=not args.no_progress,
+        )
     return 0
 
 

@@ -1,42 +1,163 @@
-"""``make demo``: train the 2D quickstart on the built-in toy faces, then show and measure
-what each link's axes change (edit grids + link_mse JSON)."""
+"""``make demo``: the main job end to end on the built-in data.
+
+Train the quickstart (3-D by default: the tiny EG3D on synthetic heads), then show and
+measure what each link's axes change: edit grids, turntable and continuous-control videos
+(RGB | depth | geometry | change), coloured meshes of the original and the edits with
+heat-map meshes and a mesh turntable, link_mse JSON, and ``index.html`` tying it together.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+from typing import Any
 
 from link_core.errors import UserError
 from linkgan import api
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+DEFAULT_CONFIG = CONFIGS / "quickstart_3d.yaml"
 
 
-def run_demo(out: Path, minutes: float, config: str | Path | None = None) -> dict[str, Path]:
-    config = Path(config) if config else CONFIGS / "quickstart_2d.yaml"
-    run_dir = out / "run"
+def _log(message: str) -> None:
+    print(f"[demo] {message}", flush=True)
+
+
+def run_demo(
+    out: Path,
+    minutes: float,
+    config: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    frames: int = 48,
+    mesh_grid: int = 128,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train for ``minutes`` into ``out/run``, then write everything the report shows."""
+    from link_core.link import Box3DRegion
+    from linkgan.report import LinkSection, write_report, write_web_mesh
+
+    config = Path(config) if config else DEFAULT_CONFIG
     if minutes <= 0:
         raise UserError(f"--minutes: must be > 0, got {minutes}")
-    print(f"[demo] training {config.name} for {minutes:g} min -> {run_dir}")
-    api.train(run_dir, config, [f"train.minutes={minutes}", "train.kimg=0"])
-    _, cfg = api.load_generator(run_dir)
-    written: dict[str, Path] = {"run": run_dir}
+    if frames < 1:
+        raise UserError(f"--frames: must be >= 1, got {frames}")
+    out = Path(out)
+    run_dir = out / "run"
+    started = time.monotonic()
+    _log(f"training {config.name} for {minutes:g} min -> {run_dir}")
+    result = api.train(
+        run_dir,
+        config,
+        [f"train.minutes={minutes}", "train.kimg=0", *overrides],
+        progress=progress,
+    )
+    G, cfg = api.load_generator(run_dir)
+    is_3d = hasattr(G, "sample_mixed")
+    sections: list[LinkSection] = []
     for link in api.model_links(cfg):
-        for seed in range(3):
-            path = api.edit(run_dir, seed, link.name, 6, out / "edits")
-            written[f"edit {link.name} seed {seed}"] = path
-    result = api.measure(run_dir, ["link_mse"], out=out / "metrics.json")
-    written["metrics"] = out / "metrics.json"
-    written["samples"] = sorted((run_dir / "samples").glob("*.png"))[-1]
-    print("[demo] link_mse (images in [0, 1]):")
-    for name, maps in result["link_mse"].items():
-        m = maps["image"]
-        print(
-            f"  {name}: edit_in {m['edit_in']:.4f}  edit_out {m['edit_out']:.4f}  "
-            f"out/in {m['out_over_in']:.3f}  rest_in {m['rest_in']:.4f}"
+        s = LinkSection(
+            name=link.name, axes=api.axes_text(link.axes), region=_region_text(link.region)
         )
-    print("[demo] wrote:")
-    for key, path in written.items():
-        print(f"  {key:24s} {path}")
-    (out / "demo.json").write_text(json.dumps({k: str(v) for k, v in written.items()}, indent=2))
+        _log(f"link {link.name}: edit grids")
+        for seed in range(3):
+            s.grids.append(_rel(api.edit(run_dir, seed, link.name, 4, out / "edits"), out))
+        videos = out / "videos"
+        _log(f"link {link.name}: videos ({frames} frames each)")
+        v = api.render(
+            run_dir,
+            0,
+            videos / f"{link.name}_turntable.mp4",
+            link=link.name,
+            samples=3,
+            frames=frames,
+            progress=progress,
+        )
+        s.video = _rel(v["path"], out)
+        v = api.render(
+            run_dir,
+            0,
+            videos / f"{link.name}_control.mp4",
+            link=link.name,
+            samples=3,
+            frames=frames,
+            interp=True,
+            path="wobble" if is_3d else None,
+            progress=progress,
+        )
+        s.interp_video = _rel(v["path"], out)
+        if is_3d:
+            _log(f"link {link.name}: meshes ({mesh_grid}³) and a mesh turntable")
+            mesh_dir = out / "meshes" / link.name
+            summary = api.export_meshes(
+                run_dir,
+                0,
+                mesh_dir,
+                link=link.name,
+                samples=2,
+                grid=mesh_grid,
+                formats=("ply", "glb"),
+                level="auto",
+                progress=progress,
+                turntable=max(1, frames // 2),  # the meshes turn at half the frame rate
+            )
+            s.mesh_video = _rel(summary["turntable"]["path"], out)
+            from export import read_mesh
+
+            shown = [("original", "original.ply"), ("edit #1", f"{link.name}_0.ply")]
+            shown.append(("edit #1: distance to the original", f"{link.name}_0_heat.ply"))
+            for label, file in shown:
+                name = f"{link.name}__{Path(file).stem}"
+                script = write_web_mesh(
+                    read_mesh(mesh_dir / file), out / "web" / f"{name}.mesh.js", name
+                )
+                s.viewers.append((label, _rel(script, out)))
+            s.downloads = sorted(
+                _rel(p, out) for p in mesh_dir.iterdir() if p.suffix in (".ply", ".glb")
+            )
+            if isinstance(link.region, Box3DRegion):
+                s.mesh_change = [e["change"] for e in summary["edits"]]
+        sections.append(s)
+    _log("measuring link_mse")
+    metrics = api.measure(run_dir, ["link_mse"], out=out / "metrics.json")
+    samples = sorted((run_dir / "samples").glob("*.png"))
+    overview = {
+        "config": str(config),
+        "backbone": cfg.model.backbone,
+        "trained": f"{result.images_seen / 1000:.1f} kimg in {result.steps} steps "
+        f"({result.seconds / 60:.1f} min)",
+        "links": ", ".join(s.name for s in sections),
+        "made in": f"{(time.monotonic() - started) / 60:.1f} min",
+    }
+    report = write_report(
+        out,
+        f"linkgan demo: {config.stem}",
+        overview,
+        metrics,
+        sections,
+        samples=_rel(samples[-1], out) if samples else None,
+    )
+    _log("link_mse (images in [0, 1]; depth in world units):")
+    for name, maps in metrics["link_mse"].items():
+        for map_name, m in maps.items():
+            _log(
+                f"  {name} {map_name}: edit_in {m['edit_in']:.4f}  edit_out {m['edit_out']:.4f}"
+                f"  out/in {m['out_over_in']:.3f}  rest_in {m['rest_in']:.4f}"
+            )
+    written = {"report": str(report), "metrics": str(out / "metrics.json"), "run": str(run_dir)}
+    (out / "demo.json").write_text(json.dumps(written, indent=2), encoding="utf-8")
+    _log(f"open {report}")
     return written
+
+
+def _rel(path: str | Path, root: Path) -> str:
+    return Path(path).resolve().relative_to(root.resolve()).as_posix()
+
+
+def _region_text(region: Any) -> str:
+    """How a region reads in the report."""
+    if hasattr(region, "box"):
+        return f"a 3-D box {list(region.box)} in object space (the same part from every view)"
+    if hasattr(region, "boxes"):
+        return f"image box(es) {[list(b) for b in region.boxes]} (normalized x0, y0, x1, y1)"
+    return f"per-instance mask from '{getattr(region, 'name', '?')}'"

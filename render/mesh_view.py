@@ -1,8 +1,7 @@
-"""Turntables of exported meshes, rendered with pytorch3d, so the geometry a user keeps is
-what they see (not the neural render). Cameras are EG3D labels through
-:func:`link_core.cameras.to_pytorch3d`; meshes are anything with ``vertices [V, 3]``,
-``faces [F, 3]`` and ``colors [V, 3] uint8 | None`` in world units (``export.Mesh``; render
-does not import export)."""
+"""Turntables of exported meshes, rasterized with pytorch3d, so the geometry a user keeps
+is what they see (not the neural render). Cameras are EG3D labels; meshes are anything
+with ``vertices [V, 3]``, ``faces [F, 3]`` and ``colors [V, 3] uint8 | None`` in world
+units (``export.Mesh``; render does not import export)."""
 
 from __future__ import annotations
 
@@ -16,7 +15,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from link_core.cameras import CameraSpec, split_labels, to_pytorch3d, turntable_poses
+from link_core.cameras import CameraSpec, split_labels, turntable_poses
+from link_core.raster import project_to_ndc, rasterize_tiled
 from render.frames import labelled_grid
 from render.video import FrameSink
 
@@ -29,52 +29,59 @@ class Mesh(Protocol):
     colors: np.ndarray | None
 
 
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Unit area-weighted vertex normals ``[V, 3]`` (outward for outward winding)."""
+    tri = vertices[faces]
+    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    n = np.zeros_like(vertices, dtype=np.float64)
+    for k in range(3):
+        np.add.at(n, faces[:, k], fn)
+    return (n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 @torch.no_grad()
 def render_mesh(mesh: Mesh, c: torch.Tensor, size: int = 128) -> np.ndarray:
     """``[N, size, size, 3]`` uint8: ``mesh`` seen from cameras ``c [N, 25]`` with its
-    vertex colours, Phong-lit by a light at each camera, on white."""
-    from pytorch3d.renderer import (
-        BlendParams,
-        HardPhongShader,
-        MeshRasterizer,
-        MeshRenderer,
-        PointLights,
-        RasterizationSettings,
-        TexturesVertex,
-    )
-    from pytorch3d.structures import Meshes
+    vertex colours, lit by a light at the camera (Lambert, two-sided), on white.
 
+    Rasterized by pytorch3d through :func:`link_core.raster.rasterize_tiled` (tile binning
+    makes its CPU rasterizer fast); ``size`` must be a multiple of 16."""
     n = c.shape[0]
+    out = np.full((n, size, size, 3), 255, np.uint8)
     if len(mesh.faces) == 0:
-        return np.full((n, size, size, 3), 255, np.uint8)
-    verts = torch.from_numpy(mesh.vertices)
-    faces = torch.from_numpy(mesh.faces)
-    colors = mesh.colors if mesh.colors is not None else np.full(mesh.vertices.shape, _GREY)
-    feats = torch.from_numpy(np.asarray(colors, np.float32) / 255.0)
-    meshes = Meshes(
-        verts=[verts] * n, faces=[faces] * n, textures=TexturesVertex(verts_features=[feats] * n)
-    )
-    cameras = to_pytorch3d(c, size)
+        return out
+    verts = np.asarray(mesh.vertices, np.float32)
+    faces = np.asarray(mesh.faces, np.int64)
+    colors = mesh.colors if mesh.colors is not None else np.full(verts.shape, _GREY, np.uint8)
+    colors = np.asarray(colors, np.float32) / 255.0
+    normals = vertex_normals(verts, faces)
+    # Closed surfaces hide the faces turned away from the camera: skipping them halves the
+    # rasterizer's work. (Winding is outward; NDC x points left, so front faces turn
+    # clockwise on screen.)
+    face_ndc, kept = [], []
+    for i in range(n):
+        tri = project_to_ndc(verts, c[i])[faces]
+        e1, e2 = tri[:, 1, :2] - tri[:, 0, :2], tri[:, 2, :2] - tri[:, 0, :2]
+        front = np.nonzero((e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0]) < 0)[0]
+        face_ndc.append(tri[front])
+        kept.append(front)
+    face, _, bary = rasterize_tiled(face_ndc, size)
     cam2world, _ = split_labels(c.float())
-    lights = PointLights(
-        location=cam2world[:, :3, 3],
-        ambient_color=((0.45, 0.45, 0.45),),
-        diffuse_color=((0.55, 0.55, 0.55),),
-        specular_color=((0.05, 0.05, 0.05),),
-    )
-    renderer = MeshRenderer(
-        rasterizer=MeshRasterizer(
-            cameras=cameras,
-            raster_settings=RasterizationSettings(
-                image_size=size, blur_radius=0.0, faces_per_pixel=1, max_faces_per_bin=200_000
-            ),
-        ),
-        shader=HardPhongShader(
-            cameras=cameras, lights=lights, blend_params=BlendParams(background_color=(1, 1, 1))
-        ),
-    )
-    images = renderer(meshes)[..., :3].clamp(0, 1)
-    return (images * 255).round().to(torch.uint8).cpu().numpy()
+    for i in range(n):
+        hit = (face[i] >= 0).numpy()
+        if not hit.any():
+            continue
+        f = kept[i][face[i].numpy()[hit]]
+        b = bary[i].numpy()[hit][..., None]  # [P, 3, 1]
+        corners = faces[f]  # [P, 3]
+        rgb = (colors[corners] * b).sum(1)
+        nrm = (normals[corners] * b).sum(1)
+        nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+        to_cam = cam2world[i, :3, 3].numpy() - (verts[corners] * b).sum(1)
+        to_cam /= np.maximum(np.linalg.norm(to_cam, axis=1, keepdims=True), 1e-12)
+        lit = 0.4 + 0.6 * np.abs((nrm * to_cam).sum(1, keepdims=True))
+        out[i][hit] = np.clip(rgb * lit * 255, 0, 255).round().astype(np.uint8)
+    return out
 
 
 def fit_camera(meshes: Sequence[Mesh], fov_deg: float = 30.0) -> CameraSpec:

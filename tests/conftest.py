@@ -33,6 +33,25 @@ TINY_EG3D = [
 ]
 
 
+# The tiny EG3D on the built-in synthetic heads with a `top` box3d link (RGB, raw, depth and
+# the volume term), framed like the synthetic cameras.
+HEADS_3D = [
+    *TINY,
+    *TINY_EG3D,
+    "data.synthetic=heads",
+    "data.num_images=16",
+    "model.extra.camera_fov_deg=30.0",
+    "model.extra.camera_pivot=[0.0, 0.0, 0.0]",
+    "model.extra.ray_start=1.9",
+    "model.extra.ray_end=3.5",
+    "model.extra.pose_mode=orbit",
+    "link.links=[{name: top, axes: [0, 4], region: {box3d: [-0.5, 0.18, -0.5, 0.5, 0.5, 0.5]}}]",
+    "link.maps={image: 1.0, image_raw: 1.0, image_depth: 1.0}",
+    "link.volume_weight=0.5",
+    "link.volume_points=64",
+]
+
+
 @pytest.fixture(autouse=True)
 def _one_thread():
     torch.set_num_threads(1)

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import TINY, TINY_EG3D
+from conftest import HEADS_3D, TINY, TINY_EG3D
 
 from link_core import checkpoint as ckpt
 from link_core.cameras import CameraSpec, sample_poses
@@ -19,21 +19,6 @@ from linkgan.cli import main
 from render.video import read_video
 
 SYNTH = CameraSpec(radius=2.7, fov_deg=30.0, pivot=(0.0, 0.0, 0.0))
-HEADS_3D = [
-    *TINY,
-    *TINY_EG3D,
-    "data.synthetic=heads",
-    "data.num_images=16",
-    "model.extra.camera_fov_deg=30.0",
-    "model.extra.camera_pivot=[0.0, 0.0, 0.0]",
-    "model.extra.ray_start=1.9",
-    "model.extra.ray_end=3.5",
-    "model.extra.pose_mode=orbit",
-    "link.links=[{name: top, axes: [0, 4], region: {box3d: [-0.5, 0.18, -0.5, 0.5, 0.5, 0.5]}}]",
-    "link.maps={image: 1.0, image_raw: 1.0, image_depth: 1.0}",
-    "link.volume_weight=0.5",
-    "link.volume_points=64",
-]
 
 
 def _sets(overrides):

@@ -1,0 +1,180 @@
+"""The demo's ``index.html``: metrics, edit grids, videos inline, meshes in a WebGL viewer.
+
+Everything it needs sits next to it (the viewer script is copied from ``linkgan/static``;
+meshes become small script files), so it opens from disk with nothing fetched.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def write_web_mesh(mesh: Any, path: str | Path, name: str) -> Path:
+    """A mesh (``vertices``, ``faces``, ``colors``) as a script that hands base64 float32
+    positions, uint8 colours and uint32 triangles to ``linkganMesh(name, …)``."""
+    path = Path(path)
+    colors = mesh.colors if mesh.colors is not None else np.full(mesh.vertices.shape, 200)
+
+    def b64(a: np.ndarray, dtype) -> str:
+        return base64.b64encode(np.ascontiguousarray(a, dtype=dtype).tobytes()).decode("ascii")
+
+    body = (
+        f"linkganMesh({name!r}, {{positions: '{b64(mesh.vertices, '<f4')}', "
+        f"colors: '{b64(colors, np.uint8)}', indices: '{b64(mesh.faces, '<u4')}'}});\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(body, encoding="ascii")
+    os.replace(tmp, path)
+    return path
+
+
+@dataclass
+class LinkSection:
+    """What the demo made for one link (paths relative to the report's folder)."""
+
+    name: str
+    axes: str
+    region: str
+    video: str | None = None
+    interp_video: str | None = None
+    grids: list[str] = field(default_factory=list)
+    mesh_video: str | None = None
+    viewers: list[tuple[str, str]] = field(default_factory=list)  # (label, mesh script name)
+    downloads: list[str] = field(default_factory=list)
+    mesh_change: list[dict[str, float]] = field(default_factory=list)
+
+
+_STYLE = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1200px; color: #222; }
+h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+video, img { max-width: 100%; image-rendering: pixelated; border: 1px solid #eee; }
+.viewers { display: flex; gap: 12px; flex-wrap: wrap; }
+.viewers figure { margin: 0; } canvas { border: 1px solid #ddd; cursor: grab; }
+figcaption, .note { color: #666; font-size: 12px; } #errors { color: #b00; }
+code { background: #f5f5f5; padding: 1px 4px; }
+"""
+
+
+def _metrics_table(metrics: dict[str, Any]) -> str:
+    rows = []
+    for link, maps in metrics.get("link_mse", {}).items():
+        for map_name, m in maps.items():
+            rows.append(
+                "<tr>"
+                + "".join(
+                    f"<td>{html.escape(str(v))}</td>"
+                    for v in (
+                        link,
+                        map_name,
+                        f"{m['edit_in']:.4f}",
+                        f"{m['edit_out']:.4f}",
+                        f"{m['out_over_in']:.3f}",
+                        f"{m['rest_in']:.4f}",
+                        f"{m['rest_out']:.4f}",
+                    )
+                )
+                + "</tr>"
+            )
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("link", "map", "edit_in", "edit_out", "out / in", "rest_in", "rest_out")
+    )
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def write_report(
+    out: str | Path,
+    title: str,
+    summary: dict[str, Any],
+    metrics: dict[str, Any],
+    sections: Sequence[LinkSection],
+    samples: str | None = None,
+) -> Path:
+    """Write ``out/index.html`` (atomically) and copy the viewer script beside it."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(STATIC / "meshview.js", out / "meshview.js")
+    esc = html.escape
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>{esc(title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{esc(title)}</h1><ul id='errors'></ul>",
+        "<table>"
+        + "".join(f"<tr><td>{esc(k)}</td><td>{esc(str(v))}</td></tr>" for k, v in summary.items())
+        + "</table>",
+        "<h2>How local are the edits? (link_mse, images in [0, 1], depth in world units)</h2>",
+        _metrics_table(metrics),
+        "<p class='note'>edit_in / edit_out: mean squared change inside / outside the link's "
+        "region after resampling the link's axes (paper Table 2). rest_in: change inside the "
+        "region after resampling all other axes (Table 3). Lower out / in is a tighter link.</p>",
+    ]
+    if samples:
+        parts.append(f"<h2>Training samples</h2><img src='{esc(samples)}' alt='samples'>")
+    scripts = []
+    for s in sections:
+        parts.append(f"<h2>Link <code>{esc(s.name)}</code>: w axes {esc(s.axes)}</h2>")
+        parts.append(f"<p class='note'>region: {esc(s.region)}</p>")
+        for label, video in (
+            ("Turntable: the original, then resamples of the link's axes", s.video),
+            (
+                "Continuous control: the link's axes moving to each resample and back",
+                s.interp_video,
+            ),
+            ("The exported meshes turning (edits above their heat maps)", s.mesh_video),
+        ):
+            if video:
+                parts.append(
+                    f"<h3>{esc(label)}</h3><video src='{esc(video)}' controls autoplay loop "
+                    "muted playsinline></video>"
+                )
+        if s.grids:
+            parts.append("<h3>Edit grids (rows: RGB, depth, RGB change, depth change)</h3>")
+            parts += [f"<img src='{esc(g)}' alt='edit grid'>" for g in s.grids]
+        if s.viewers:
+            parts.append("<h3>Meshes (drag to turn, wheel to zoom)</h3><div class='viewers'>")
+            for label, script in s.viewers:
+                name = Path(script).stem.removesuffix(".mesh")
+                parts.append(
+                    f"<figure><canvas width='280' height='280' data-mesh='{esc(name)}'></canvas>"
+                    f"<figcaption>{esc(label)}</figcaption></figure>"
+                )
+                scripts.append(script)
+            parts.append("</div>")
+        if s.mesh_change:
+            parts.append(
+                "<p class='note'>mesh change (mean distance to the original, world units): "
+                + "; ".join(
+                    f"#{i + 1}: inside {c.get('mean_in', float('nan')):.4f}, "
+                    f"outside {c.get('mean_out', float('nan')):.4f}"
+                    for i, c in enumerate(s.mesh_change)
+                )
+                + "</p>"
+            )
+        if s.downloads:
+            parts.append(
+                "<p>Files: "
+                + ", ".join(f"<a href='{esc(d)}'>{esc(Path(d).name)}</a>" for d in s.downloads)
+                + "</p>"
+            )
+    parts.append("<script src='meshview.js'></script>")
+    parts += [f"<script src='{esc(s)}'></script>" for s in scripts]
+    parts.append("</body></html>")
+    path = out / "index.html"
+    tmp = out / f".index.html.tmp-{os.getpid()}"
+    tmp.write_text("\n".join(parts), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

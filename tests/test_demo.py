@@ -1,0 +1,102 @@
+"""The main job end to end (a tiny, seconds-long version of `make demo`) and its report
+opened in headless Chromium: the videos decode and the WebGL mesh viewers draw."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from conftest import HEADS_3D
+
+from export import read_mesh
+from linkgan.cli import main
+from render.video import read_video
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--enable-unsafe-swiftshader",  # software WebGL
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium() -> str:
+    """Debian's Chromium; `make test` installs it when missing (see the Makefile)."""
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "headless Chromium is needed: apt-get install chromium (make test does)"
+    return path
+
+
+def dump_dom(url: str, profile, budget_ms: int = 8000) -> str:
+    """The page's DOM after its scripts ran (no driver needed: the page writes its state
+    into data- attributes and #errors)."""
+    result = subprocess.run(
+        [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--virtual-time-budget={budget_ms}",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "out"
+    sets = [a for o in [*HEADS_3D, "train.ckpt_every_minutes=10"] for a in ("--set", o)]
+    argv = ["demo", "--minutes", "0.05", "--frames", "8", "--grid", "32", "--out", str(out)]
+    assert main([*argv, *sets, "--no-progress"]) == 0
+    return out
+
+
+def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
+    written = json.loads((demo_out / "demo.json").read_text())
+    assert set(written) == {"report", "metrics", "run"}
+    metrics = json.loads((demo_out / "metrics.json").read_text())
+    assert set(metrics["link_mse"]["top"]) == {"image", "depth"}
+    assert len(list((demo_out / "edits").glob("edit_seed*_top.png"))) == 3
+    for name in ("top_turntable.mp4", "top_control.mp4"):
+        assert read_video(demo_out / "videos" / name).shape[0] == 8
+    meshes = demo_out / "meshes" / "top"
+    for stem in ("original", "top_0", "top_0_heat", "top_1"):
+        for suffix in (".ply", ".glb"):
+            mesh = read_mesh(meshes / f"{stem}{suffix}")
+            assert mesh.num_faces > 0 and mesh.colors is not None
+    assert read_video(meshes / "turntable.mp4").shape[0] == 4
+    html = (demo_out / "index.html").read_text()
+    for ref in re.findall(r"(?:src|href)='([^']+)'", html):
+        assert (demo_out / ref).is_file(), ref  # everything the page needs lies beside it
+    # A second demo into the same folder is refused before anything is touched.
+    capsys.readouterr()
+    assert main(["demo", "--minutes", "0.05", "--out", str(demo_out)]) == 2
+    assert "already holds a demo run" in capsys.readouterr().err
+
+
+def test_report_opens_in_headless_chromium_with_videos_and_mesh_viewers(demo_out, tmp_path):
+    dom = dump_dom((demo_out / "index.html").as_uri(), tmp_path / "profile")
+    assert 'data-ready="1"' in dom.split("<body", 1)[1][:200]  # the page's load handler ran
+    errors = re.search(r'<ul id="errors">(.*?)</ul>', dom, re.S).group(1)
+    assert errors.strip() == "", errors
+    videos = re.findall(r"<video[^>]*>", dom)
+    assert len(videos) == 3 and all('data-loaded="1"' in v for v in videos), videos
+    canvases = re.findall(r"<canvas[^>]*>", dom)
+    assert len(canvases) == 3
+    for canvas in canvases:
+        assert 'data-ready="1"' in canvas, canvas
+        centre = re.search(r'data-centre="(\d+),(\d+),(\d+)"', canvas).groups()
+        assert tuple(map(int, centre)) != (255, 255, 255), canvas  # the mesh is in view

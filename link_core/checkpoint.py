@@ -163,6 +163,26 @@ def save_inference_weights(path: str | Path, generator: torch.nn.Module, config:
     return atomic_save(_module_tensors("G_ema", generator), {"config": config}, path)
 
 
+def save_base_weights(
+    path: str | Path,
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    config: dict,
+    card: dict,
+    dtype: torch.dtype = torch.float16,
+) -> Path:
+    """A published base model: the EMA generator and the discriminator (fine-tuning needs
+    both) in ``dtype`` (fp16 halves the size), the config and the card, atomically. Integer
+    buffers keep their type; loading casts back to the networks' dtypes."""
+
+    def cast(t: torch.Tensor) -> torch.Tensor:
+        return t.to(dtype) if t.is_floating_point() else t
+
+    tensors = {k: cast(v) for k, v in _module_tensors("G_ema", generator).items()}
+    tensors.update({k: cast(v) for k, v in _module_tensors("D", discriminator).items()})
+    return atomic_save(tensors, {"config": config, "card": card}, path)
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Checkpoints of a run, oldest first (names sort by images seen)."""
     folder = Path(run_dir) / "checkpoints"

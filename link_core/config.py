@@ -123,6 +123,11 @@ class TrainConfig:
     minutes: float = 0.0
     """Stop after this many minutes of wall time (0: no time budget)."""
     seed: int = 0
+    init: str = ""
+    """Start a fresh run from trained weights (the paper's §4.2 recipe: add the link to a
+    converged generator): a run directory, a checkpoint, a published file, or
+    ``base:NAME`` (``assets/NAME.safetensors``). Loads G, its EMA and D; counters,
+    optimizers and budgets start fresh. The model section must equal the weights' own."""
     ema_kimg: float = 0.0
     """EMA half-life in kimg; 0 picks StyleGAN2-ADA's ``batch·10/32``."""
     ema_rampup: float = 0.05

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from link_core import checkpoint as ckpt
 from link_core.config import Config, config_to_dict
 from link_core.data import image_to_float
-from link_core.errors import ConfigError, UserError
+from link_core.errors import CheckpointError, ConfigError, UserError
 from link_core.images import save_image_grid
 from link_core.interface import seeds_to_z
 from link_core.link import Link, link_loss, volume_link_loss
@@ -238,6 +238,23 @@ class Trainer:
         self.elapsed = float(counters["elapsed"])
         self.next_sample_kimg = float(counters.get("next_sample_kimg", 0.0))
         self.pl_mean = tensors.get("extra.pl_mean", self.pl_mean).to(self.device)
+
+    def load_weights(self, path: str | Path) -> None:
+        """Initialize G, G_ema and D from trained weights (``train.init``): a checkpoint
+        (G, G_ema, D) or a published base (G_ema and D; G starts as the EMA). Optimizers,
+        counters and RNG states stay fresh: this starts a new run."""
+        tensors, _ = ckpt.read_file(path, prefixes=("G", "G_ema", "D"))
+        g = ckpt.split_prefix(tensors, "G") or ckpt.split_prefix(tensors, "G_ema")
+        ema = ckpt.split_prefix(tensors, "G_ema") or g
+        d = ckpt.split_prefix(tensors, "D")
+        if not d:
+            raise CheckpointError(
+                f"{path}: has no discriminator weights; fine-tuning needs D as well as G "
+                "(publish a base with `linkgan publish`, or pass a training checkpoint)"
+            )
+        ckpt.load_module(self.G, g, f"{path} (G)")
+        ckpt.load_module(self.G_ema, ema, f"{path} (G_ema)")
+        ckpt.load_module(self.D, d, f"{path} (D)")
 
     # -- sampling helpers ---------------------------------------------------------------
     def _sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -480,6 +480,13 @@ class _Item:
     sky: np.ndarray | None  # [2, 3] or None (white background)
 
 
+def item_mesh(kind: str, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """(vertices ``[V, 3]`` world, faces ``[F, 3]``) of item ``index`` of a synthetic set:
+    its parts together (overlapping closed pieces, so not one watertight surface)."""
+    item = _build_item(kind, seed, index)
+    return item.verts, item.faces
+
+
 def _build_item(kind: str, seed: int, index: int) -> _Item:
     rng = np.random.default_rng([seed, index])
     sky = None

@@ -23,6 +23,22 @@ from link_core.loop import Trainer, TrainResult
 from link_core.metrics import link_mse
 
 BACKBONES = ("stylegan2", "eg3d")
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+"""Published base models (``base:NAME`` = ``assets/NAME.safetensors`` + ``NAME.json``)."""
+
+
+def resolve_weights(spec: str | Path) -> Path:
+    """``base:NAME`` -> the published file; anything else -> the checkpoint it names (a run
+    directory's latest checkpoint, or the file)."""
+    text = str(spec)
+    if text.startswith("base:"):
+        name = text[5:]
+        path = ASSETS / f"{name}.safetensors"
+        if not name or not path.is_file():
+            known = sorted(p.stem for p in ASSETS.glob("*.safetensors")) if ASSETS.is_dir() else []
+            raise UserError(f"{text}: no such base model (published: {', '.join(known) or 'none'})")
+        return path
+    return ckpt.resolve_checkpoint(spec)
 
 
 def build_networks(cfg: Config) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -120,6 +136,13 @@ def train(
             f"model.c_dim is {cfg.model.c_dim} but the data set's labels have "
             f"{dataset.label_dim} values"
         )
+    init = None
+    if cfg.train.init and latest is None:
+        init = resolve_weights(cfg.train.init)
+        _, init_meta = ckpt.read_file(init, prefixes=())
+        if _model_dict(init_meta["config"]) != _model_dict(cfg):
+            diff = _first_difference(_model_dict(init_meta["config"]), _model_dict(cfg), "model")
+            raise ConfigError(f"train.init: {init} was trained with another model ({diff})")
     torch.manual_seed(cfg.train.seed)  # same seed, same initial networks
     G, D = build_networks(cfg)
     if cfg.link.enabled and cfg.link.volume_weight > 0 and not hasattr(G, "sample_mixed"):
@@ -138,7 +161,18 @@ def train(
     )
     if latest is not None:
         trainer.load_checkpoint(latest)
+    elif init is not None:
+        trainer.load_weights(init)
     return trainer.train()
+
+
+def _first_difference(a: Any, b: Any, where: str) -> str:
+    """The first key path where two config trees differ, with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{where}.{k}")
+    return f"{where}: {a!r} there, {b!r} here"
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu"):
@@ -146,7 +180,7 @@ def load_generator(path: str | Path, device: str | torch.device = "cpu"):
 
     Reads tensors and JSON only (safetensors): nothing from the file is executed.
     """
-    file = ckpt.resolve_checkpoint(path)
+    file = resolve_weights(path)
     tensors, meta = ckpt.read_file(file, prefixes=("G_ema",))
     try:
         cfg = config_from_dict(meta["config"])
@@ -325,7 +359,7 @@ def measure(
     links = model_links(cfg)
     if not links:
         raise UserError(f"{ckpt_path}: the model's config has no links to measure")
-    result: dict[str, Any] = {"checkpoint": str(ckpt.resolve_checkpoint(ckpt_path))}
+    result: dict[str, Any] = {"checkpoint": str(resolve_weights(ckpt_path))}
     result.update(
         link_mse(
             G,
@@ -463,3 +497,64 @@ def export_meshes(
     tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     os.replace(tmp, out / "summary.json")
     return summary
+
+
+def publish(
+    ckpt_path: str | Path,
+    name: str,
+    out_dir: str | Path | None = None,
+    command: str = "",
+    quality: bool = True,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Publish a trained run as a base model: ``NAME.safetensors`` (EMA G + D in fp16, the
+    config) and ``NAME.json`` (the card: command, kimg, wall time, machine, quality
+    figures), loadable as ``base:NAME`` when written to ``assets/``."""
+    import datetime
+    import platform
+    import re
+
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_]{0,63}", name):
+        raise UserError(f"--name: use lowercase letters, digits and _ (got {name!r})")
+    file = resolve_weights(ckpt_path)
+    tensors, meta = ckpt.read_file(file, prefixes=("G_ema", "D"))
+    if "counters" not in meta or not ckpt.split_prefix(tensors, "D"):
+        raise UserError(f"{file}: not a training checkpoint (publishing needs G_ema and D)")
+    cfg = config_from_dict(meta["config"])
+    G, D = build_networks(cfg)
+    ckpt.load_module(G, ckpt.split_prefix(tensors, "G_ema"), f"{file} (G_ema)")
+    ckpt.load_module(D, ckpt.split_prefix(tensors, "D"), f"{file} (D)")
+    G.eval().requires_grad_(False)
+    counters = meta["counters"]
+    card: dict[str, Any] = {
+        "name": name,
+        "backbone": cfg.model.backbone,
+        "command": command,
+        "source": str(file),
+        "kimg": round(counters["images_seen"] / 1000, 3),
+        "steps": counters["step"],
+        "wall_minutes": round(counters["elapsed"] / 60, 1),
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cores": os.cpu_count(),
+            "threads": cfg.train.num_threads,
+            "device": cfg.train.device,
+            "torch": torch.__version__,
+        },
+        "published": datetime.date.today().isoformat(),
+        "weights": "EMA generator + discriminator, fp16",
+    }
+    if quality:
+        from linkgan.quality import image_quality, shape_quality
+
+        card["quality"] = {"images": image_quality(G, open_data(cfg))}
+        if hasattr(G, "sample_mixed"):
+            kind = cfg.data.synthetic if not cfg.data.path else None
+            card["quality"]["shapes"] = shape_quality(G, kind=kind, data_seed=cfg.data.seed)
+    out_dir = Path(out_dir) if out_dir is not None else ASSETS
+    weights = ckpt.save_base_weights(out_dir / f"{name}.safetensors", G, D, meta["config"], card)
+    card["file_mb"] = round(weights.stat().st_size / 2**20, 2)
+    tmp = out_dir / f".{name}.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, out_dir / f"{name}.json")
+    return card

@@ -159,6 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "publish",
+        "Publish a trained run as a base model (fp16 EMA G + D, and a card with quality "
+        "figures), loadable as base:NAME.",
+        "linkgan publish --ckpt runs/base_heads_3d --name heads_3d",
+    )
+    p.add_argument("--ckpt", required=True, help="run directory or training checkpoint")
+    p.add_argument("--name", required=True, help="base name (lowercase, digits, _)")
+    p.add_argument("--out", default=None, help="folder (default: the repository's assets/)")
+    p.add_argument(
+        "--command",
+        dest="train_command",
+        default="",
+        help="the command that trained it, for the card",
+    )
+    p.add_argument("--no-quality", action="store_true", help="skip the quality figures")
+
+    p = _sub(
+        subs,
         "synth",
         "Render a synthetic 3-D data set (EG3D format, with part masks).",
         "linkgan synth --kind heads --num 2000 --res 64 --out heads64.zip",
@@ -278,6 +296,9 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         print(json.dumps(summary, indent=2))
+    elif args.command == "publish":
+        card = api.publish(args.ckpt, args.name, args.out, args.train_command, not args.no_quality)
+        print(json.dumps(card, indent=2))
     elif args.command == "synth":
         if Path(args.out).exists() and not args.force:
             raise UserError(f"--out: {args.out} already exists (use --force to replace it)")

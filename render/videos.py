@@ -108,6 +108,9 @@ def map_tiles(
     """``[N, h, w, 3]`` uint8 tiles of one map kind for the N columns of one frame; change
     maps compare each column with column 0 and outline ``region`` (``[h, w]``) if given."""
     if kind == "image":
+        raw = out.get("image_raw")
+        if raw is not None and raw.shape[-1] > out["image"].shape[-1]:
+            return to_uint8(raw)  # rendered finer than trained (--render-res): show that
         return to_uint8(out["image"])
     if kind == "raw":
         return to_uint8(out.get("image_raw", out["image"]))

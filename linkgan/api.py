@@ -568,6 +568,7 @@ def publish(
     command: str = "",
     quality: bool = True,
     progress: bool = True,
+    fid_num: int = 500,
 ) -> dict[str, Any]:
     """Publish a trained run as a base model: ``NAME.safetensors`` (EMA G + D in fp16, the
     config) and ``NAME.json`` (the card: command, kimg, wall time, machine, quality
@@ -610,6 +611,10 @@ def publish(
         from linkgan.quality import image_quality, shape_quality
 
         card["quality"] = {"images": image_quality(G, open_data(cfg))}
+        if fid_num > 0:
+            card["quality"]["inception"] = _inception_metrics(
+                G, cfg, ["fid", "kid"], fid_num, progress
+            )
         if hasattr(G, "sample_mixed"):
             kind = cfg.data.synthetic if not cfg.data.path else None
             card["quality"]["shapes"] = shape_quality(G, kind=kind, data_seed=cfg.data.seed)

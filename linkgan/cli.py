@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="the command that trained it, for the card",
     )
     p.add_argument("--no-quality", action="store_true", help="skip the quality figures")
+    p.add_argument(
+        "--fid-num", type=int, default=500, help="images for FID/KID on the card (0: none)"
+    )
 
     p = _sub(
         subs,

@@ -25,7 +25,7 @@ def base_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def published(base_run, tmp_path_factory):
     assets = tmp_path_factory.mktemp("assets")
-    card = api.publish(base_run, "tiny_heads", assets, command="linkgan train …")
+    card = api.publish(base_run, "tiny_heads", assets, command="linkgan train …", fid_num=4)
     return assets, card
 
 
@@ -40,6 +40,7 @@ def test_publish_writes_fp16_weights_and_a_card(published, base_run):
     assert card["command"] == "linkgan train …" and card["machine"]["cores"] >= 1
     q = card["quality"]
     assert q["images"]["swd_x1e3"] > 0 and q["images"]["swd_real_vs_real"] >= 0
+    assert q["inception"]["fid"] > 0 and q["inception"]["inception"]["num_fake"] == 4
     shapes = q["shapes"]
     assert len(shapes["extent_xyz"]) == 3 and len(shapes["data_extent_xyz"]) == 3
     # The published generator renders what the run's own EMA generator renders (to fp16).

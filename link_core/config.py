@@ -151,6 +151,12 @@ class MetricsConfig:
     """First seed of the fixed evaluation seeds."""
     mode: str = "resample"
     """``resample``: take the axes from another mapped w; ``perturb``: w + α·p."""
+    every_kimg: float = 0.0
+    """During training, measure link_mse of the EMA generator on ``train_num`` fixed seeds
+    every this many kimg and log it (stats.jsonl, TensorBoard ``Link/…``); 0: off. The
+    time it takes does not count against ``train.minutes``."""
+    train_num: int = 32
+    """Seeds for the in-training link_mse."""
 
 
 @dataclass

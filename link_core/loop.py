@@ -43,6 +43,7 @@ from link_core.losses import (
     path_length_penalty,
     r1_penalty,
 )
+from link_core.metrics import link_mse
 
 GRegFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 
@@ -130,6 +131,12 @@ class StatsLog:
     def flush(self, images_seen: int, extra: dict[str, float]) -> dict[str, float]:
         means = {k: self.sums[k] / self.counts[k] for k in self.sums}
         means.update(extra)
+        self.sums.clear()
+        self.counts.clear()
+        return self.write_row(images_seen, means)
+
+    def write_row(self, images_seen: int, means: dict[str, float]) -> dict[str, float]:
+        """Append one row of values (not running means) to stats.jsonl and TensorBoard."""
         self.last.update(means)
         row = {"kimg": images_seen / 1000, **{k: round(v, 6) for k, v in means.items()}}
         with open(self.path, "a", encoding="utf-8") as f:
@@ -138,8 +145,6 @@ class StatsLog:
             for k, v in means.items():
                 self.writer.add_scalar(k, v, images_seen)
             self.writer.flush()
-        self.sums.clear()
-        self.counts.clear()
         return means
 
     def close(self) -> None:
@@ -167,6 +172,7 @@ class Trainer:
         links: Sequence[Link] = (),
         g_regularizers: Sequence[GRegularizer] = (),
         progress: bool = True,
+        eval_links: Sequence[Link] | None = None,
     ):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
@@ -178,6 +184,8 @@ class Trainer:
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         self.dataset = dataset
         self.links = list(links) if cfg.link.enabled else []
+        # Links to watch during training (also when the loss is off: the comparison run).
+        self.eval_links = list(eval_links) if eval_links is not None else list(links)
         self.g_regs = list(g_regularizers)
         self.progress = progress
         if len(dataset) == 0:
@@ -202,6 +210,7 @@ class Trainer:
         self.sample_z = seeds_to_z(range(16), G.z_dim).to(self.device)
         self.sample_c = self._sample_labels(16, torch.Generator().manual_seed(0))
         self.next_sample_kimg = 0.0
+        self.next_metric_kimg = 0.0
 
     # -- state ------------------------------------------------------------------------
     def _counters(self) -> dict[str, Any]:
@@ -210,6 +219,7 @@ class Trainer:
             "images_seen": self.images_seen,
             "elapsed": self.elapsed,
             "next_sample_kimg": self.next_sample_kimg,
+            "next_metric_kimg": self.next_metric_kimg,
         }
 
     def save_checkpoint(self) -> Path:
@@ -237,6 +247,7 @@ class Trainer:
         self.images_seen = int(counters["images_seen"])
         self.elapsed = float(counters["elapsed"])
         self.next_sample_kimg = float(counters.get("next_sample_kimg", 0.0))
+        self.next_metric_kimg = float(counters.get("next_metric_kimg", 0.0))
         self.pl_mean = tensors.get("extra.pl_mean", self.pl_mean).to(self.device)
 
     def load_weights(self, path: str | Path) -> None:
@@ -413,6 +424,26 @@ class Trainer:
             for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
                 b_ema.copy_(b.detach())
 
+    def measure_links(self) -> dict[str, float]:
+        """link_mse of the EMA generator on the fixed in-training seeds, flattened to
+        ``Link/<link>/<map>/<term>`` (plus ``out_over_in``) for the logs."""
+        mc = self.cfg.metrics
+        result = link_mse(
+            self.G_ema,
+            self.eval_links,
+            num=mc.train_num,
+            seed=mc.seed,
+            mode=mc.mode,
+            alpha=self.cfg.link.alpha,
+        )["link_mse"]
+        return {
+            f"Link/{link}/{m}/{term}": float(v)
+            for link, maps in result.items()
+            for m, terms in maps.items()
+            for term, v in terms.items()
+            if isinstance(v, int | float)
+        }
+
     def save_samples(self) -> Path:
         with torch.no_grad():
             ws = self.G_ema.mapping(self.sample_z, self.sample_c)
@@ -481,6 +512,14 @@ class Trainer:
                     self.next_sample_kimg += tc.sample_every_kimg
                 self.train_step(stats)
                 self.elapsed += time.monotonic() - t0
+                every = self.cfg.metrics.every_kimg
+                if (
+                    every > 0
+                    and self.eval_links
+                    and self.images_seen / 1000 >= self.next_metric_kimg
+                ):
+                    stats.write_row(self.images_seen, self.measure_links())
+                    self.next_metric_kimg += every
                 if self.step % tc.log_every_steps == 0:
                     now = time.monotonic()
                     spk = (now - tick_start) / max((self.images_seen - tick_images) / 1000, 1e-9)

@@ -158,6 +158,7 @@ def train(
         links=links,
         g_regularizers=backbone_regularizers(cfg),
         progress=progress,
+        eval_links=model_links(cfg),
     )
     if latest is not None:
         trainer.load_checkpoint(latest)

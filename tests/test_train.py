@@ -134,3 +134,20 @@ def test_conditional_model_with_path_length_on_a_labelled_folder(tmp_path, tiny_
     assert G.c_dim == 3 and cfg.model.c_dim == 3
     with pytest.raises(UserError, match="c_dim is 0 but the data set's labels have 3"):
         api.train(tmp_path / "run2", None, [*overrides, "model.c_dim=0"], progress=False)
+
+
+@pytest.mark.parametrize("enabled", ["true", "false"])
+def test_link_mse_is_logged_during_training(tmp_path, tiny_overrides, enabled):
+    run = tmp_path / "run"
+    sets = [
+        *tiny_overrides,
+        f"link.enabled={enabled}",
+        "train.kimg=0.024",
+        "metrics.every_kimg=0.008",
+        "metrics.train_num=4",
+    ]
+    api.train(run, None, sets, progress=False)
+    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
+    measured = [r for r in rows if "Link/left_eye/image/edit_in" in r]
+    assert [r["kimg"] for r in measured] == [0.004, 0.008, 0.016, 0.024]  # first step, every 8
+    assert all(r["Link/left_eye/image/out_over_in"] >= 0 for r in measured)

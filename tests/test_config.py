@@ -68,3 +68,23 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("data: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_presets_that_fine_tune_a_shipped_base_match_it(path):
+    """`train.init: base:NAME` presets (the demo's) need assets/NAME.safetensors with the
+    same model section, and its card."""
+    import json
+
+    from link_core import checkpoint as ckpt
+    from link_core.config import config_to_dict
+
+    cfg = load_config(path)
+    if not cfg.train.init.startswith("base:"):
+        return
+    name = cfg.train.init[5:]
+    assets = Path(__file__).parent.parent / "assets"
+    _, meta = ckpt.read_file(assets / f"{name}.safetensors", prefixes=())
+    assert meta["config"]["model"] == config_to_dict(cfg)["model"]
+    card = json.loads((assets / f"{name}.json").read_text())
+    assert card["name"] == name and card["kimg"] > 0 and card["command"]

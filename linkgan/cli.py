@@ -224,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--frames", type=int, default=48, help="frames per video")
     p.add_argument("--grid", type=int, default=128, help="mesh density grid size")
+    p.add_argument(
+        "--render-res", type=int, default=64, help="neural rendering resolution of turntables"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -329,6 +332,7 @@ def run(args: argparse.Namespace) -> int:
             frames=args.frames,
             mesh_grid=args.grid,
             progress=not args.no_progress,
+            render_res=args.render_res,
         )
     return 0
 

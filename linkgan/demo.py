@@ -32,6 +32,7 @@ def run_demo(
     frames: int = 48,
     mesh_grid: int = 128,
     progress: bool = True,
+    render_res: int | None = 64,
 ) -> dict[str, Any]:
     """Train for ``minutes`` into ``out/run``, then write everything the report shows."""
     from link_core.link import Box3DRegion
@@ -71,6 +72,7 @@ def run_demo(
             link=link.name,
             samples=3,
             frames=frames,
+            render_resolution=render_res if is_3d else None,  # finer than trained: sharper
             progress=progress,
         )
         s.video = _rel(v["path"], out)
@@ -99,7 +101,7 @@ def run_demo(
                 formats=("ply", "glb"),
                 level="auto",
                 progress=progress,
-                turntable=max(1, frames // 2),  # the meshes turn at half the frame rate
+                turntable=max(1, frames // 3),
             )
             s.mesh_video = _rel(summary["turntable"]["path"], out)
             from export import read_mesh

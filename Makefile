@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-MINUTES ?= 10
+MINUTES ?= 8
 OUT     ?= demo_out
 ARGS    ?=
 

@@ -16,6 +16,7 @@ with images in [-1, 1] and depth in world units (distance along the ray), plus
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,7 @@ from stylegan_link.networks import (
     MappingNetwork,
     SynthesisBlock,
     SynthesisNetwork,
+    scale_style_affines,
 )
 
 CAMERA_DIM = 25
@@ -201,6 +203,11 @@ class TriplaneGenerator(nn.Module):
         self.render_resolution.fill_(scheduled_render_resolution(self.opts, kimg))
 
     # -- interface --------------------------------------------------------------------
+    def scale_style_inputs(self, axes: Sequence[int], scale: float) -> None:
+        """Scale how strongly w axes ``axes`` drive every style (w -> style affine columns);
+        see :func:`stylegan_link.networks.scale_style_affines`."""
+        scale_style_affines(self, scale, axes)
+
     def mapping(
         self,
         z: torch.Tensor,

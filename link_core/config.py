@@ -81,6 +81,11 @@ class LinkConfig:
     """λ₁: weight of L_i, the change inside the region when the complement is perturbed."""
     lambda_out: float = 1.0
     """λ₂: weight of L_iᶜ, the change outside the region when the link's axes are perturbed."""
+    init_axes_scale: float = 1.0
+    """When a run starts from ``train.init``: multiply the w -> style weights of every
+    linked axis by this (e.g. 0.1). The converged generator's linked axes then start nearly
+    without influence and grow into their regions, instead of the link loss taking their
+    influence away everywhere (the fine-tuning analogue of ``model.style_init``)."""
     interval: int = 8
     """Lazy regularization: apply every N generator steps, loss scaled by N (paper: 8)."""
     feed_d: bool = True

@@ -164,6 +164,12 @@ def train(
         trainer.load_checkpoint(latest)
     elif init is not None:
         trainer.load_weights(init)
+        if cfg.link.enabled and cfg.link.init_axes_scale != 1.0:
+            axes = sorted({a for link in links for a in link.axes})
+            for net in (trainer.G, trainer.G_ema):
+                if not hasattr(net, "scale_style_inputs"):
+                    raise ConfigError("link.init_axes_scale: this backbone has no style affines")
+                net.scale_style_inputs(axes, cfg.link.init_axes_scale)
     return trainer.train()
 
 

@@ -209,9 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         "The main job on the built-in data: train, then edit grids, turntable and control "
         "videos, meshes, metrics and index.html.",
-        "linkgan demo --minutes 10 --out demo_out",
+        "linkgan demo --minutes 8 --out demo_out",
     )
-    p.add_argument("--minutes", type=float, default=10.0, help="training budget")
+    p.add_argument("--minutes", type=float, default=8.0, help="training budget")
     p.add_argument("--out", default="demo_out")
     p.add_argument("--config", default=None, help="preset (default: configs/quickstart_3d.yaml)")
     p.add_argument(
@@ -309,7 +309,16 @@ def run(args: argparse.Namespace) -> int:
         )
         print(json.dumps(summary, indent=2))
     elif args.command == "publish":
-        card = api.publish(args.ckpt, args.name, args.out, args.train_command, not args.no_quality)
+        if args.fid_num < 0:
+            raise UserError(f"--fid-num: must be >= 0, got {args.fid_num}")
+        card = api.publish(
+            args.ckpt,
+            args.name,
+            args.out,
+            args.train_command,
+            not args.no_quality,
+            fid_num=args.fid_num,
+        )
         print(json.dumps(card, indent=2))
     elif args.command == "synth":
         if Path(args.out).exists() and not args.force:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -182,21 +183,27 @@ class SynthesisBlock(nn.Module):
         return x, img
 
 
-def scale_style_affines(module: nn.Module, scale: float) -> None:
-    """Multiply the initial w -> style affine weights by ``scale`` (biases stay at 1).
+def scale_style_affines(module: nn.Module, scale: float, axes: Sequence[int] | None = None) -> None:
+    """Multiply the w -> style affine weights by ``scale`` (biases stay), for all w axes or
+    only the columns of ``axes``.
 
     StyleGAN2 starts every style dependent on every w axis (``scale = 1``). A link needs the
     opposite: a region's styles must depend on the link's axes only. Starting near
     independence (e.g. 0.1) lets the link loss decide which axes each style grows to use,
     instead of having to tear 3/4 of the dependencies down while the adversarial loss
-    fights back; see the quickstart numbers in the README.
+    fights back; see the quickstart numbers in the README. With ``axes`` it is the
+    fine-tuning analogue: a converged generator's linked axes start nearly without
+    influence and grow into their regions (``link.init_axes_scale``).
     """
     if scale == 1.0:
         return
     with torch.no_grad():
         for name, param in module.named_parameters():
             if name.endswith("affine.weight"):
-                param.mul_(scale)
+                if axes is None:
+                    param.mul_(scale)
+                else:
+                    param[:, list(axes)] *= scale
 
 
 class SynthesisNetwork(nn.Module):
@@ -275,6 +282,11 @@ class Generator(nn.Module):
         self.mapping_net = MappingNetwork(
             z_dim, c_dim, w_dim, self.num_ws, mapping_layers, mapping_lr_mult
         )
+
+    def scale_style_inputs(self, axes: Sequence[int], scale: float) -> None:
+        """Scale how strongly w axes ``axes`` drive every style (w -> style affine columns);
+        see :func:`stylegan_link.networks.scale_style_affines`."""
+        scale_style_affines(self, scale, axes)
 
     def mapping(
         self,

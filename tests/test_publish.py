@@ -100,3 +100,26 @@ def test_sliced_wasserstein_is_zero_for_one_set_and_grows_with_a_shift():
     dimmer = sliced_wasserstein(a, b * 0.3)["mean"]
     assert 0 < same_kind < 0.5 * shifted and same_kind < 0.5 * dimmer
     assert set(sliced_wasserstein(a, b)) == {"32", "16", "mean"}
+
+
+def test_init_axes_scale_quiets_only_the_linked_axes(published, tmp_path, monkeypatch):
+    assets, _ = published
+    monkeypatch.setattr(api, "ASSETS", assets)
+    run = tmp_path / "ft"
+    sets = [
+        *HEADS_3D,  # link `top` on w[0:4]
+        "train.init=base:tiny_heads",
+        "train.kimg=0.004",
+        "train.lr_g=0",  # G keeps its starting weights: compare them exactly
+        "train.ema_kimg=0.000001",
+        "link.init_axes_scale=0.1",
+    ]
+    api.train(run, None, sets, progress=False)
+    tensors, _ = ckpt.read_file(ckpt.list_checkpoints(run)[0])
+    base, _ = ckpt.read_file(assets / "tiny_heads.safetensors")
+    keys = [k for k in base if k.startswith("G_ema.") and k.endswith("affine.weight")]
+    assert keys
+    for key in keys:
+        start, now = base[key].float(), tensors["G" + key[5:]]
+        assert torch.allclose(now[:, :4], 0.1 * start[:, :4], atol=1e-6)
+        assert torch.equal(now[:, 4:], start[:, 4:])

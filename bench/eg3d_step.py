@@ -19,16 +19,19 @@ import json
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from eg3d_link import build
-from link_core.cameras import frontal_labels
-from link_core.config import load_config
-from link_core.losses import r1_penalty
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from eg3d_link import build  # noqa: E402
+from link_core.cameras import frontal_labels  # noqa: E402
+from link_core.config import load_config  # noqa: E402
+from link_core.losses import r1_penalty  # noqa: E402
 
 TINY = [
     "model.backbone=eg3d",
@@ -47,28 +50,44 @@ SIZES = {
     "nvlabs_tiny_planes256": (TINY + ["model.extra.plane_resolution=256"], 4),
     "nvlabs_tiny_planes64": (TINY + ["model.extra.plane_resolution=64"], 4),
     "ffhq512": (["--config", "configs/eg3d_ffhq512_mouth.yaml"], 1),
+    # the paper's final render resolution (EG3D fades 64 -> 128 while training)
+    "ffhq512_render128": (
+        ["--config", "configs/eg3d_ffhq512_mouth.yaml", "model.extra.render_resolution=128"],
+        1,
+    ),
 }
+DEVICE = torch.device("cpu")
+
+
+def sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()
 
 
 def median_time(fn, reps: int) -> float:
     fn()  # warm-up
+    sync()
     times = []
     for _ in range(reps):
         t = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
 
 
-def measure(overrides: list[str], batch: int, reps: int, skip_d: bool) -> dict:
+def measure(
+    overrides: list[str], batch: int, reps: int, skip_d: bool, train_batch: int = 0
+) -> dict:
     config = None
     if overrides and overrides[0] == "--config":
         config, overrides = overrides[1], overrides[2:]
     cfg = load_config(config, overrides)
     torch.manual_seed(0)
     G, D = build(cfg.model)
-    c = frontal_labels(batch, G.camera)
-    z = torch.randn(batch, G.z_dim)
+    G, D = G.to(DEVICE), D.to(DEVICE)
+    c = frontal_labels(batch, G.camera).to(DEVICE)
+    z = torch.randn(batch, G.z_dim, device=DEVICE)
     res = {"params_G": sum(p.numel() for p in G.parameters()), "batch": batch}
 
     def g_eval():
@@ -80,7 +99,8 @@ def measure(overrides: list[str], batch: int, reps: int, skip_d: bool) -> dict:
         sum(v.square().mean() for v in out.values()).backward()
 
     def d_r1():
-        real = torch.rand(batch, 3, G.img_resolution, G.img_resolution, requires_grad=True)
+        res = G.img_resolution
+        real = torch.rand(batch, 3, res, res, device=DEVICE, requires_grad=True)
         logits = D({"image": real}, c)
         (F.softplus(-logits).mean() + r1_penalty(logits, [real])).backward()
 
@@ -89,12 +109,28 @@ def measure(overrides: list[str], batch: int, reps: int, skip_d: bool) -> dict:
             ws = G.mapping(z[:1], c[:1])
             planes = G.planes(ws, "const")
             n = 128
-            axis = torch.linspace(-0.5, 0.5, n) * G.box_size
+            axis = torch.linspace(-0.5, 0.5, n, device=DEVICE) * G.box_size
             pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(1, -1, 3)
             for chunk in pts.split(2**20, dim=1):
                 G.sample_mixed(chunk, ws, planes=planes)
 
-    res["G_fwd_eval_s"] = round(median_time(g_eval, reps), 3)
+    def train_step():  # one G step + one D step (R1 every step) at train_batch, as in training
+        zb = torch.randn(train_batch, G.z_dim, device=DEVICE)
+        cb = frontal_labels(train_batch, G.camera).to(DEVICE)
+        out = G.synthesis(G.mapping(zb, cb), cb)
+        F.softplus(-D(out, cb)).mean().backward()
+        fake = {k: v.detach() for k, v in out.items()}
+        real = {k: v.detach().clone().requires_grad_(True) for k, v in out.items()}
+        lr, lf = D(real, cb), D(fake, cb)
+        loss = F.softplus(lf).mean() + F.softplus(-lr).mean() + r1_penalty(lr, [real["image"]])
+        loss.backward()
+
+    res["G_fwd_eval_s"] = round(median_time(g_eval, reps), 4)
+    if batch == 1:
+        res["frames_per_s_batch1"] = round(1.0 / res["G_fwd_eval_s"], 2)
+    if train_batch:
+        res["train_batch"] = train_batch
+        res["train_images_per_s"] = round(train_batch / median_time(train_step, reps), 2)
     res["G_fwd_bwd_s"] = round(median_time(g_fwd_bwd, reps), 3)
     if not skip_d:
         res["D_fwd_r1_bwd_s"] = round(median_time(d_r1, reps), 3)
@@ -108,8 +144,12 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default="", help="comma-separated size names")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--train-batch", type=int, default=0, help="also time a G+D step")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     result: dict = {
         "machine": {
             "cpu": platform.processor() or platform.machine(),
@@ -137,7 +177,12 @@ def main() -> None:
     for name, (overrides, batch) in SIZES.items():
         if only and name not in only:
             continue
-        result[name] = measure(overrides, batch, args.reps, skip_d=name == "ffhq512")
+        result["machine"]["device"] = (
+            torch.cuda.get_device_name(0) if DEVICE.type == "cuda" else "cpu"
+        )
+        result[name] = measure(
+            overrides, batch, args.reps, name.startswith("ffhq512"), args.train_batch
+        )
         print(name, result[name], flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -32,7 +32,6 @@ from link_core.cameras import turntable_poses  # noqa: E402
 from link_core.config import load_config  # noqa: E402
 from link_core.interface import seeds_to_z  # noqa: E402
 from linkgan.api import build_networks  # noqa: E402
-from render.videos import orbit_source, render_video  # noqa: E402
 
 
 def main() -> None:
@@ -43,6 +42,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--no-video", action="store_true", help="time the synthesis alone")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="config KEY=VALUE")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(
@@ -50,7 +51,7 @@ def main() -> None:
         if args.device == "auto" and torch.cuda.is_available()
         else ("cpu" if args.device == "auto" else args.device)
     )
-    cfg = load_config(args.config, ["train.init="])
+    cfg = load_config(args.config, ["train.init=", *args.overrides])
     torch.manual_seed(0)
     G, _ = build_networks(cfg)
     G = G.eval().requires_grad_(False).to(device)
@@ -68,16 +69,20 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         synth = time.perf_counter() - t
-    with tempfile.TemporaryDirectory() as tmp:
-        video = render_video(
-            G,
-            orbit_source(ws, cams),
-            args.frames,
-            Path(tmp) / "t.mp4",
-            columns=[f"w{i}" for i in range(args.columns)],
-            maps=["image", "depth", "geometry"],
-            progress=False,
-        )
+    video = {"frames_per_second": None}
+    if not args.no_video:
+        from render.videos import orbit_source, render_video
+
+        with tempfile.TemporaryDirectory() as tmp:
+            video = render_video(
+                G,
+                orbit_source(ws, cams),
+                args.frames,
+                Path(tmp) / "t.mp4",
+                columns=[f"w{i}" for i in range(args.columns)],
+                maps=["image", "depth", "geometry"],
+                progress=False,
+            )
     result = {
         "config": args.config,
         "device": str(device),

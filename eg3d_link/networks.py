@@ -33,6 +33,7 @@ from stylegan_link.networks import (
     SynthesisNetwork,
     scale_style_affines,
 )
+from stylegan_link.resample import conv_per_channel
 
 CAMERA_DIM = 25
 
@@ -330,13 +331,12 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
-    C = x.shape[1]
     pad = min(radius, x.shape[-1] - 1)
     x = F.pad(x, [pad, pad, pad, pad], mode="reflect")
     if pad < radius:  # tiny images: pad the rest with zeros
         x = F.pad(x, [radius - pad] * 4)
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(C, 1, 1, -1), groups=C)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(C, 1, -1, 1), groups=C)
+    x = conv_per_channel(x, k.view(1, -1))
+    return conv_per_channel(x, k.view(-1, 1))
 
 
 class DualDiscriminator(nn.Module):

@@ -81,6 +81,10 @@ class LinkConfig:
     """λ₁: weight of L_i, the change inside the region when the complement is perturbed."""
     lambda_out: float = 1.0
     """λ₂: weight of L_iᶜ, the change outside the region when the link's axes are perturbed."""
+    form: str = "absolute"
+    """``absolute``: the paper's squared changes (eqs. 3, 4). ``relative``: each
+    perturbation's change on the wrong side as a share of its whole change (scale-free;
+    small generators fine-tuned with the absolute form collapse instead of linking)."""
     init_axes_scale: float = 1.0
     """When a run starts from ``train.init``: multiply the w -> style weights of every
     linked axis by this (e.g. 0.1). The converged generator's linked axes then start nearly
@@ -352,6 +356,8 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(
             f"metrics.mode: expected 'resample' or 'perturb', got {cfg.metrics.mode!r}"
         )
+    if cfg.link.form not in ("absolute", "relative"):
+        raise ConfigError(f"link.form: expected absolute or relative, got {cfg.link.form!r}")
     if cfg.train.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"train.device: expected auto, cpu or cuda, got {cfg.train.device!r}")
     for name, weight in cfg.link.maps.items():

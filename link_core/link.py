@@ -320,6 +320,25 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return (sq * mask).sum(dim=(1, 2, 3)) / mass.clamp(min=1e-8)
 
 
+def leak_fraction(
+    perturbed: torch.Tensor, original: torch.Tensor, wrong: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
+    """The share of a perturbation's change that lands where it should not, in [0, 1).
+
+    ``e_wrong / (e_wrong + e_right + eps)`` with ``e`` the per-pixel mean squared change on
+    each side of the mask (:func:`masked_mse`), averaged over the samples whose mask has
+    pixels on both sides (a region out of view says nothing about where a change belongs).
+    perturbed, original: ``[B, C, H, W]``; wrong: ``[B, 1, H, W]`` in [0, 1]. Returns a
+    scalar; 0 when no sample qualifies.
+    """
+    e_wrong = masked_mse(perturbed, original, wrong)
+    e_right = masked_mse(perturbed, original, 1.0 - wrong)
+    mass = wrong.sum(dim=(1, 2, 3))
+    both = ((mass > 0.5) & (mass < wrong[0].numel() - 0.5)).to(perturbed.dtype)
+    frac = e_wrong / (e_wrong + e_right + eps)
+    return (frac * both).sum() / both.sum().clamp(min=1.0)
+
+
 def perturb_ws(ws: torch.Tensor, axis_mask: torch.Tensor, p: torch.Tensor, alpha: float):
     """``w + α·p`` on the masked axes, the same offset on every row of ws.
 
@@ -357,6 +376,7 @@ def link_loss(
     maps: Mapping[str, float] | None = None,
     map_scales: Mapping[str, float] | None = None,
     generator: torch.Generator | None = None,
+    form: str = "absolute",
 ) -> LinkLossResult:
     """Equations 3–6 for every link, in one batched render.
 
@@ -368,9 +388,16 @@ def link_loss(
     map_scales: a factor per map that brings it to the images' [-1, 1] scale before the
         squared differences (the generator's ``map_scales``: EG3D's depth uses
         ``2 / (ray_end - ray_start)``), so one λ means the same for colour and geometry.
+    form: ``absolute`` is the paper's squared change (eqs. 3, 4). ``relative`` divides each
+        perturbation's change on the wrong side by its whole change (:func:`leak_fraction`):
+        scale-free, so it cannot be met by making w matter less. Small generators fine-tuned
+        with the absolute form collapse instead of linking (every resample then changes
+        little; measured in issue #8's note), the relative form moves change into the region.
     """
     if not links:
         raise ValueError("link_loss needs at least one link")
+    if form not in ("absolute", "relative"):
+        raise ValueError(f"link loss form must be 'absolute' or 'relative', got {form!r}")
     maps = dict(maps or {"image": 1.0})
     batch, _, w_dim = ws.shape
     k = len(links)
@@ -400,8 +427,12 @@ def link_loss(
             x1, x2 = chunks[name][1 + 2 * i], chunks[name][2 + 2 * i]
             m = resize_mask(mask, x.shape[-2:])
             s2 = float((map_scales or {}).get(name, 1.0)) ** 2
-            l_in = masked_mse(x2, x, m).mean() * s2  # eq. 3
-            l_out = masked_mse(x1, x, 1.0 - m).mean() * s2  # eq. 4
+            if form == "absolute":
+                l_in = masked_mse(x2, x, m).mean() * s2  # eq. 3
+                l_out = masked_mse(x1, x, 1.0 - m).mean() * s2  # eq. 4
+            else:
+                l_in = leak_fraction(x2, x, m)  # eq. 3, as a share of x₂'s change
+                l_out = leak_fraction(x1, x, 1.0 - m)  # eq. 4, as a share of x₁'s change
             terms[f"link/{link.name}/{name}/in"] = l_in
             terms[f"link/{link.name}/{name}/out"] = l_out
             total = total + weight * (lambda_in * l_in + lambda_out * l_out)  # eqs. 5, 6

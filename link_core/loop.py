@@ -328,6 +328,7 @@ class Trainer:
                 lambda_out=cfg.link.lambda_out,
                 maps=cfg.link.maps,
                 map_scales=getattr(self.G, "map_scales", None),
+                form=cfg.link.form,
             )
             total = total + res.total * cfg.link.interval
             if cfg.link.volume_weight > 0:

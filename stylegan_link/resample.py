@@ -1,4 +1,4 @@
-"""FIR resampling by 2x in pure PyTorch (depthwise conv2d / conv_transpose2d).
+"""FIR resampling by 2x in pure PyTorch (per-channel conv2d / conv_transpose2d).
 
 StyleGAN2 (Karras et al. 2020, §4 and appendix B) resamples with the separable binomial
 filter [1, 3, 3, 1] instead of nearest/bilinear, which limits aliasing. The filter is
@@ -24,8 +24,20 @@ def fir_kernel(
     return torch.outer(f, f) * gain
 
 
-def _depthwise(k: torch.Tensor, channels: int) -> torch.Tensor:
-    return k[None, None].expand(channels, 1, *k.shape)
+def conv_per_channel(
+    x: torch.Tensor, k: torch.Tensor, transpose: bool = False, **kwargs
+) -> torch.Tensor:
+    """The same 2-D filter ``k [kh, kw]`` on every channel of ``x [B, C, H, W]``.
+
+    Channels are folded into the batch for one single-channel convolution instead of a
+    depthwise (``groups=C``) one: the math is identical, but R1's double backward of a
+    grouped convolution runs one kernel per group (11.6 s vs 0.07 s for FFHQ-512's
+    discriminator at batch 8 on an H100, bench/eg3d_step.py).
+    """
+    b, c, h, w = x.shape
+    conv = F.conv_transpose2d if transpose else F.conv2d
+    y = conv(x.reshape(b * c, 1, h, w), k[None, None], **kwargs)
+    return y.reshape(b, c, *y.shape[-2:])
 
 
 def filter2d(x: torch.Tensor, pad: int, gain: float = 1.0) -> torch.Tensor:
@@ -33,9 +45,7 @@ def filter2d(x: torch.Tensor, pad: int, gain: float = 1.0) -> torch.Tensor:
 
     ``x``: ``[B, C, H, W]`` -> ``[B, C, H + 2*pad - 3, W + 2*pad - 3]``.
     """
-    c = x.shape[1]
-    k = _depthwise(fir_kernel(gain, x.device, x.dtype), c)
-    return F.conv2d(F.pad(x, [pad] * 4), k, groups=c)
+    return conv_per_channel(F.pad(x, [pad] * 4), fir_kernel(gain, x.device, x.dtype))
 
 
 def upsample2d(x: torch.Tensor) -> torch.Tensor:
@@ -44,9 +54,8 @@ def upsample2d(x: torch.Tensor) -> torch.Tensor:
     With stride 2, padding 1 and a 4-tap kernel, output ``2i`` / ``2i+1`` sits at source
     coordinate ``i - 1/4`` / ``i + 1/4``, so the grid stays centred (no half-pixel shift).
     """
-    c = x.shape[1]
-    k = _depthwise(fir_kernel(4.0, x.device, x.dtype), c)
-    return F.conv_transpose2d(x, k, stride=2, padding=1, groups=c)
+    k = fir_kernel(4.0, x.device, x.dtype)
+    return conv_per_channel(x, k, transpose=True, stride=2, padding=1)
 
 
 def downsample2d(x: torch.Tensor) -> torch.Tensor:
@@ -54,6 +63,4 @@ def downsample2d(x: torch.Tensor) -> torch.Tensor:
 
     Output ``j`` averages inputs ``2j-1 .. 2j+2``, centred between pixels ``2j`` and ``2j+1``.
     """
-    c = x.shape[1]
-    k = _depthwise(fir_kernel(1.0, x.device, x.dtype), c)
-    return F.conv2d(x, k, stride=2, padding=1, groups=c)
+    return conv_per_channel(x, fir_kernel(1.0, x.device, x.dtype), stride=2, padding=1)

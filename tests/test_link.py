@@ -12,6 +12,7 @@ from link_core.link import (
     BoxRegion,
     MaskRegion,
     build_links,
+    leak_fraction,
     link_loss,
     masked_mse,
     parse_axes,
@@ -96,6 +97,39 @@ def test_second_map_at_another_resolution_uses_a_resized_mask():
     res = link_loss(_render(G), torch.randn(2, 3, W_DIM), _links(), maps={"image": 1, "small": 1})
     assert "link/part/small/out" in res.terms and res.terms["link/part/small/out"] > 0
     assert res.terms["link/part/small/in"].item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_leak_fraction_is_the_wrong_sides_share_and_scale_free():
+    x = torch.zeros(3, 3, RES, RES)
+    m = BoxRegion((BOX,)).mask(RES, RES).expand(3, -1, -1, -1)
+    inside_only = x + m  # changes only inside the region
+    assert leak_fraction(inside_only, x, 1 - m).item() == pytest.approx(0.0, abs=1e-6)
+    assert leak_fraction(inside_only, x, m).item() == pytest.approx(1.0, abs=1e-5)
+    mixed = x + m + 0.5 * (1 - m)  # per-pixel means: 1 inside, 0.25 outside -> 0.2 leaks
+    assert leak_fraction(mixed, x, 1 - m).item() == pytest.approx(0.2, abs=1e-5)
+    # Shrinking every change (what a collapsing generator does) does not lower it:
+    assert leak_fraction(0.1 * mixed, x, 1 - m).item() == pytest.approx(0.2, abs=1e-3)
+    # A sample whose region is out of view says nothing about where a change belongs:
+    m_hidden = m.clone()
+    m_hidden[0] = 0
+    per_visible = leak_fraction(mixed[1:], x[1:], 1 - m_hidden[1:])
+    assert leak_fraction(mixed, x, 1 - m_hidden).item() == pytest.approx(per_visible.item())
+
+
+def test_relative_form_cannot_be_met_by_shrinking_the_generator():
+    G = ToyG(coupling=1.0)
+    ws = torch.randn(4, 3, W_DIM)
+    totals = {}
+    for form in ("absolute", "relative"):
+        for scale in (1.0, 0.1):
+            torch.manual_seed(0)
+            render = lambda w, c, s=scale: {"image": s * G.synthesis(w, c)["image"]}  # noqa: E731
+            totals[form, scale] = link_loss(render, ws, _links(), form=form).total.item()
+    assert totals["absolute", 0.1] == pytest.approx(0.01 * totals["absolute", 1.0], rel=1e-4)
+    assert totals["relative", 0.1] == pytest.approx(totals["relative", 1.0], rel=1e-2)
+    assert 0.0 < totals["relative", 1.0] < 2.0  # two shares, one per perturbation
+    with pytest.raises(ValueError, match="form"):
+        link_loss(_render(G), ws, _links(), form="ratio")
 
 
 def test_perturbation_is_identical_on_every_ws_row():

@@ -143,6 +143,54 @@ def link_mse(
     return {"link_mse": result, "settings": settings}
 
 
+@torch.no_grad()
+def cross_leak(
+    G: torch.nn.Module,
+    links: Sequence[Link],
+    *,
+    num: int = 64,
+    seed: int = 1000,
+    batch: int = 32,
+    cameras: torch.Tensor | None = None,
+    maps: Mapping[str, MapFn] | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """How much resampling link i changes link j's region: ``{map: {i: {j: mse}}}``.
+
+    The per-pixel mean squared change inside each link's region (on the original's mask)
+    when link i's axes are taken from another seed's w (as :func:`link_mse`'s ``edit``),
+    plus ``"outside_all"``: outside every region. The diagonal is link_mse's edit_in; a
+    good multi-link model has small off-diagonal entries. Same seeds and cameras as
+    :func:`link_mse`.
+    """
+    device = next(G.parameters()).device
+    if cameras is None:
+        cameras = eval_cameras(G, num, seed, device)
+    sums: dict[str, dict[str, dict[str, float]]] = {}
+    for start in range(0, num, batch):
+        seeds = range(seed + start, seed + min(num, start + batch))
+        c = cameras[start : start + len(seeds)].to(device)
+        ws = G.mapping(seeds_to_z(seeds, G.z_dim).to(device), c)
+        other = G.mapping(seeds_to_z([s + num for s in seeds], G.z_dim).to(device), c)
+        base = G.synthesis(ws, c, noise_mode="const")
+        maps = maps or default_maps(base)
+        masks = {lk.name: lk.region(base, c) for lk in links}
+        union = torch.stack(list(masks.values())).amax(0)
+        for lk in links:
+            am = lk.axis_mask(G.w_dim, device)
+            edit = G.synthesis(swap_axes(ws, other, am), c, noise_mode="const")
+            for name, fn in maps.items():
+                x, xe = fn(base), fn(edit)
+                row = sums.setdefault(name, {}).setdefault(lk.name, {})
+                regions = {**masks, "outside_all": 1 - union}
+                for target, mask in regions.items():
+                    mse = masked_mse(xe, x, resize_mask(mask, x.shape[-2:])).sum()
+                    row[target] = row.get(target, 0.0) + float(mse)
+    return {
+        m: {i: {j: v / num for j, v in row.items()} for i, row in per.items()}
+        for m, per in sums.items()
+    }
+
+
 def _laplacian_pyramid(x: torch.Tensor, min_size: int = 16) -> list[torch.Tensor]:
     """``[N, C, H, W]`` -> band-pass levels, finest first, down to ``min_size`` (its last
     level is the low-pass residual)."""

@@ -186,6 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "import",
+        "Convert an NVIDIA StyleGAN2-ADA network-snapshot.pkl to a safetensors base model "
+        "without running anything from the pickle.",
+        "linkgan import --pkl network-snapshot.pkl --out ffhq256.safetensors",
+    )
+    p.add_argument("--pkl", required=True, help="NVIDIA snapshot (G, D, G_ema)")
+    p.add_argument("--out", required=True, help="output .safetensors (use as --ckpt / train.init)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+
+    p = _sub(
+        subs,
         "synth",
         "Render a synthetic 3-D data set (EG3D format, with part masks).",
         "linkgan synth --kind heads --num 2000 --res 64 --out heads64.zip",
@@ -320,6 +331,10 @@ def run(args: argparse.Namespace) -> int:
             fid_num=args.fid_num,
         )
         print(json.dumps(card, indent=2))
+    elif args.command == "import":
+        from linkgan.nvidia_import import import_nvidia
+
+        print(json.dumps(import_nvidia(args.pkl, args.out, args.force), indent=2))
     elif args.command == "synth":
         if Path(args.out).exists() and not args.force:
             raise UserError(f"--out: {args.out} already exists (use --force to replace it)")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from link_core.link import BoxRegion, build_links
-from link_core.metrics import link_mse, swap_axes
+from link_core.metrics import cross_leak, link_mse, swap_axes
 
 W, RES = 8, 16
 BOX = [0.25, 0.25, 0.75, 0.75]
@@ -83,3 +83,36 @@ def test_swap_axes_takes_only_the_masked_axes():
     mask[[1, 4]] = 1
     out = swap_axes(ws, src, mask)
     assert out[..., [1, 4]].eq(1).all() and out.sum() == 2 * 3 * 2
+
+
+class TwoPartG(AnalyticG):
+    """Part a from w[0:2], part b from w[2:4] plus ``leak``·w[0], background from w[4:]."""
+
+    A, B = [0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0]
+
+    def synthesis(self, ws, c=None, noise_mode="const"):
+        w = ws[:, 0]
+        ma, mb = (BoxRegion((tuple(b),)).mask(RES, RES) for b in (self.A, self.B))
+        col = lambda v: torch.tanh(v)[:, None, None, None]  # noqa: E731
+        a, b = col(w[:, :2].sum(1)), col(w[:, 2:4].sum(1) + self.leak * w[:, 0])
+        img = a * ma + b * mb + col(w[:, 4:].sum(1)) * (1 - ma - mb)
+        return {"image": img.expand(-1, 3, -1, -1)}
+
+
+@pytest.mark.parametrize("leak", [0.0, 1.0])
+def test_cross_leak_sees_one_link_changing_anothers_part(leak):
+    links = build_links(
+        [
+            {"name": "a", "axes": [0, 2], "region": {"box": TwoPartG.A}},
+            {"name": "b", "axes": [2, 4], "region": {"box": TwoPartG.B}},
+        ],
+        W,
+    )
+    m = cross_leak(TwoPartG(leak), links, num=16, batch=5)["image"]
+    assert m["a"]["a"] > 0.01 and m["b"]["b"] > 0.01  # each link changes its own part
+    assert m["b"]["a"] == pytest.approx(0.0, abs=1e-12)  # b never touches a
+    assert m["a"]["outside_all"] == pytest.approx(0.0, abs=1e-12)
+    if leak:
+        assert m["a"]["b"] > 0.01
+    else:
+        assert m["a"]["b"] == pytest.approx(0.0, abs=1e-12)

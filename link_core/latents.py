@@ -17,8 +17,14 @@ import torch
 from link_core.errors import UserError
 
 
-def save_w(path: str | Path, ws: torch.Tensor, c: torch.Tensor | None = None) -> Path:
-    """Write ``ws [1, num_ws, w_dim]`` (and camera ``c [1, c_dim]``) atomically."""
+def save_w(
+    path: str | Path,
+    ws: torch.Tensor,
+    c: torch.Tensor | None = None,
+    noise: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write ``ws [1, num_ws, w_dim]`` (and camera ``c [1, c_dim]``, and the generator's
+    noise maps by buffer name, as inversion optimizes them) atomically."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -26,6 +32,8 @@ def save_w(path: str | Path, ws: torch.Tensor, c: torch.Tensor | None = None) ->
     tensors = {"w": ws.detach().float().cpu().contiguous()}
     if c is not None:
         tensors["c"] = c.detach().float().cpu().contiguous()
+    for name, value in (noise or {}).items():
+        tensors[f"noise.{name}"] = value.detach().float().cpu().contiguous()
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     save_file(tensors, str(tmp), metadata={"format": "linkgan-w-1"})
     os.replace(tmp, path)
@@ -77,3 +85,23 @@ def load_w(
         if c.shape[1] != c_dim:
             raise UserError(f"--w: {path}: camera c has {c.shape[1]} values, model needs {c_dim}")
     return w, c
+
+
+def apply_noise_maps(G: torch.nn.Module, path: str | Path) -> int:
+    """Copy the noise maps a w file carries (``noise.<buffer>``) into G; returns how many.
+
+    Only buffers G has, of the same shape, are accepted; anything else is a UserError."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        return 0
+    from safetensors.torch import load_file
+
+    noise = {k[6:]: v for k, v in load_file(str(path)).items() if k.startswith("noise.")}
+    buffers = dict(G.named_buffers())
+    for name, value in noise.items():
+        if name not in buffers or tuple(buffers[name].shape) != tuple(value.shape):
+            raise UserError(f"--w: {path}: noise map {name} does not fit this model")
+        if not torch.isfinite(value).all():
+            raise UserError(f"--w: {path}: noise map {name} holds NaN or infinity")
+        buffers[name].copy_(value)
+    return len(noise)

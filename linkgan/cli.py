@@ -186,6 +186,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "invert",
+        "Project a real image into a model (GAN inversion): writes w.safetensors for --w, "
+        "the reconstruction, a progress video and the loss curve.",
+        "linkgan invert --ckpt base:heads_3d --image photo.png --out inv/",
+    )
+    p.add_argument("--ckpt", required=True, help="run directory, checkpoint, or base:NAME")
+    p.add_argument("--image", required=True, help="PNG/JPG (centre-cropped, resized)")
+    p.add_argument("--out", required=True, help="new or empty folder")
+    p.add_argument("--camera", default=None, help="JSON list of c_dim floats (default: frontal)")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--w-plus", action="store_true", help="one w per layer (w+)")
+    p.add_argument("--no-noise", action="store_true", help="keep the model's noise maps")
+    p.add_argument(
+        "--tune-steps", type=int, default=0, help="pivotal tuning of G afterwards (0: off)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = _sub(
+        subs,
         "import",
         "Convert an NVIDIA StyleGAN2-ADA network-snapshot.pkl to a safetensors base model "
         "without running anything from the pickle.",
@@ -331,6 +351,20 @@ def run(args: argparse.Namespace) -> int:
             fid_num=args.fid_num,
         )
         print(json.dumps(card, indent=2))
+    elif args.command == "invert":
+        from link_core.inversion import InversionSettings
+
+        settings = InversionSettings(
+            steps=args.steps,
+            lr=args.lr,
+            w_plus=args.w_plus,
+            noise_maps=not args.no_noise,
+            tune_steps=args.tune_steps,
+        )
+        summary = api.invert(
+            args.ckpt, args.image, args.out, args.camera, settings, not args.no_progress
+        )
+        print(json.dumps(summary, indent=2))
     elif args.command == "import":
         from linkgan.nvidia_import import import_nvidia
 

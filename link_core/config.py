@@ -81,6 +81,10 @@ class LinkConfig:
     """λ₁: weight of L_i, the change inside the region when the complement is perturbed."""
     lambda_out: float = 1.0
     """λ₂: weight of L_iᶜ, the change outside the region when the link's axes are perturbed."""
+    masks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Named mask providers for ``region: {mask: NAME}`` (semantic links that move per
+    instance): ``{segmenter: seg.pt, classes: [object]}`` (TorchScript, e.g. from
+    ``linkgan train-segmenter``) or ``{color: [r, g, b], tolerance: 0.15}``."""
     form: str = "absolute"
     """``absolute``: the paper's squared changes (eqs. 3, 4). ``relative``: each
     perturbation's change on the wrong side as a share of its whole change (scale-free;

@@ -65,8 +65,12 @@ def backbone_regularizers(cfg: Config) -> list:
 
 
 def mask_providers(cfg: Config) -> dict[str, MaskProvider]:
-    """Named mask providers for ``{mask: NAME}`` regions (segmenters arrive with issue #6)."""
-    return {}
+    """Named mask providers for ``{mask: NAME}`` regions, from ``link.masks``."""
+    if not cfg.link.masks:
+        return {}
+    from link_core.segmenter import build_mask_providers
+
+    return build_mask_providers(cfg.link.masks)
 
 
 def make_links(cfg: Config) -> list[Link]:
@@ -748,3 +752,47 @@ def invert(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return {k: v for k, v in summary.items() if k != "losses"} | {"out": str(out)}
+
+
+def train_segmenter(
+    data: str,
+    out: str | Path,
+    resolution: int = 0,
+    steps: int = 500,
+    force: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train a part segmenter on a data set with part masks and save it as TorchScript:
+    ``data`` is a folder / zip, or ``synthetic:heads|scenes|toyfaces``."""
+    from tqdm.auto import tqdm
+
+    from link_core.data import ImageFolderDataset, open_dataset
+    from link_core.segmenter import save_segmenter
+    from link_core.segmenter import train_segmenter as fit
+
+    out = Path(out)
+    if out.exists() and not force:
+        raise UserError(f"--out: {out} already exists (use --force to replace it)")
+    if steps < 1:
+        raise UserError(f"--steps: must be >= 1, got {steps}")
+    if data.startswith("synthetic:"):
+        kind = data.split(":", 1)[1]
+        if kind not in ("heads", "scenes", "toyfaces"):
+            raise UserError(f"--data: unknown synthetic set {kind!r} (heads, scenes, toyfaces)")
+        dataset = open_dataset("", resolution or 32, synthetic=kind, num_images=1024)
+    else:
+        if not Path(data).exists():
+            raise UserError(f"--data: {data} does not exist")
+        if not resolution:
+            resolution = ImageFolderDataset(data).resolution
+        dataset = ImageFolderDataset(data, resolution=resolution)
+    bar = tqdm(total=steps, desc="segmenter", unit="step", disable=not progress)
+
+    def on_step(step: int, loss: float) -> None:
+        bar.update(1)
+        bar.set_postfix_str(f"loss {loss:.3f}")
+
+    net, quality = fit(dataset, steps=steps, progress=on_step)
+    bar.close()
+    save_segmenter(net, out, dataset.part_names, dataset.resolution)
+    return {"out": str(out), "classes": list(dataset.part_names), **quality}

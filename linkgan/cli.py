@@ -206,6 +206,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "train-segmenter",
+        "Train a small part segmenter on a data set with part masks (TorchScript, class names "
+        "inside) for semantic links: link.masks.NAME = {segmenter: seg.pt, classes: [...]}.",
+        "linkgan train-segmenter --data scenes.zip --out seg.pt",
+    )
+    p.add_argument("--data", required=True, help="folder / zip with masks/, or synthetic:KIND")
+    p.add_argument("--out", required=True, help="output TorchScript file")
+    p.add_argument("--res", type=int, default=0, help="resolution (0: the data set's)")
+    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p = _sub(
+        subs,
         "import",
         "Convert an NVIDIA StyleGAN2-ADA network-snapshot.pkl to a safetensors base model "
         "without running anything from the pickle.",
@@ -363,6 +377,11 @@ def run(args: argparse.Namespace) -> int:
         )
         summary = api.invert(
             args.ckpt, args.image, args.out, args.camera, settings, not args.no_progress
+        )
+        print(json.dumps(summary, indent=2))
+    elif args.command == "train-segmenter":
+        summary = api.train_segmenter(
+            args.data, args.out, args.res, args.steps, args.force, not args.no_progress
         )
         print(json.dumps(summary, indent=2))
     elif args.command == "import":

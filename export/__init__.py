@@ -13,6 +13,7 @@ from export.grid import BORDERS, density_grid, field_grid, make_field, voxel_siz
 from export.mesh import (
     DEFAULT_LEVEL,
     Mesh,
+    auto_level,
     clean_mesh,
     extract_mesh,
     field_colors,
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_LEVEL",
     "FORMATS",
     "Mesh",
+    "auto_level",
     "clean_mesh",
     "density_grid",
     "extract_mesh",

@@ -23,7 +23,14 @@ import mcubes
 import numpy as np
 import torch
 
-from export.grid import FieldFn, field_grid, make_field, voxel_size, voxel_to_world
+from export.grid import (
+    FieldFn,
+    density_grid,
+    field_grid,
+    make_field,
+    voxel_size,
+    voxel_to_world,
+)
 
 DEFAULT_LEVEL = 10.0
 
@@ -234,6 +241,14 @@ def clean_mesh(
             raise ValueError(f"target_faces must be at least 4, got {target_faces}")
         mesh = _decimate(mesh, int(target_faces))
     return mesh
+
+
+def auto_level(G: Any, ws: torch.Tensor, probe: int = 64) -> float:
+    """The surface level for ``level: auto``: :data:`DEFAULT_LEVEL` when the density of
+    ``ws`` passes twice that on a ``probe``³ grid, else half its peak (young models may not
+    reach EG3D's level yet)."""
+    peak = float(density_grid(G, ws, probe).max())
+    return DEFAULT_LEVEL if peak > 2 * DEFAULT_LEVEL else round(0.5 * peak, 4)
 
 
 def extract_mesh(

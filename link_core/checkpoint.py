@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from link_core.errors import CheckpointError
 
@@ -60,16 +60,25 @@ def _unflatten_optimizer(prefix: str, tensors: Mapping[str, torch.Tensor], meta:
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: str | Path) -> Path:
-    """Write a safetensors file via temp file + fsync + rename."""
+    """Write a safetensors file via temp file + fsync + rename (+ fsync of the folder), so a
+    reader finds the old file or the new one, never a part. Write errors (a full disk) are
+    ``OSError`` and leave no temp file behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     metadata = {"format": FORMAT, **{k: json.dumps(v) for k, v in meta.items()}}
+    data = save({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
     try:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-        with open(tmp, "rb+") as f:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -147,6 +148,8 @@ class TrainConfig:
     """EMA half-life ramp-up as a fraction of images seen (0: off)."""
     ckpt_every_minutes: float = 1.0
     """Write a resumable checkpoint at most this often (and always at the end)."""
+    ckpt_every_kimg: float = 0.0
+    """Also write one every this many kimg (0: off); unlike minutes, the same on every run."""
     keep_ckpts: int = 3
     sample_every_kimg: float = 10.0
     log_every_steps: int = 20
@@ -190,6 +193,9 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
     origin = typing.get_origin(tp)
@@ -226,6 +232,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected true/false, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
         return float(value)

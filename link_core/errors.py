@@ -21,3 +21,7 @@ class DataError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint or weights file is missing, unreadable or does not match the config."""
+
+
+class TrainingDiverged(UserError):
+    """A loss term became NaN or Inf; training stopped without writing a checkpoint."""

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from link_core import checkpoint as ckpt
 from link_core.config import Config, config_to_dict
 from link_core.data import image_to_float
-from link_core.errors import CheckpointError, ConfigError, UserError
+from link_core.errors import CheckpointError, ConfigError, TrainingDiverged, UserError
 from link_core.images import save_image_grid
 from link_core.interface import seeds_to_z
 from link_core.link import Link, link_loss, volume_link_loss
@@ -114,6 +114,8 @@ class StatsLog:
         self.sums: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.last: dict[str, float] = {}
+        self.current: dict[str, float] = {}
+        """Values added since :meth:`begin_phase` (to name a term that went NaN / Inf)."""
         self.writer = None
         if tensorboard:
             try:
@@ -123,8 +125,12 @@ class StatsLog:
             except ImportError:  # tensorboard is a dependency; degrade to JSONL if absent
                 self.writer = None
 
+    def begin_phase(self) -> None:
+        self.current.clear()
+
     def add(self, name: str, value: torch.Tensor | float) -> None:
         v = float(value.detach()) if torch.is_tensor(value) else float(value)
+        self.current[name] = v
         self.sums[name] = self.sums.get(name, 0.0) + v
         self.counts[name] = self.counts.get(name, 0) + 1
 
@@ -211,6 +217,7 @@ class Trainer:
         self.sample_c = self._sample_labels(16, torch.Generator().manual_seed(0))
         self.next_sample_kimg = 0.0
         self.next_metric_kimg = 0.0
+        self.next_ckpt_kimg = self.cfg.train.ckpt_every_kimg
 
     # -- state ------------------------------------------------------------------------
     def _counters(self) -> dict[str, Any]:
@@ -220,34 +227,66 @@ class Trainer:
             "elapsed": self.elapsed,
             "next_sample_kimg": self.next_sample_kimg,
             "next_metric_kimg": self.next_metric_kimg,
+            "next_ckpt_kimg": self.next_ckpt_kimg,
         }
 
     def save_checkpoint(self) -> Path:
+        """Write a resumable checkpoint (atomically: temp file, fsync, rename) and the EMA
+        weights. A failed write (a full disk) is a :class:`CheckpointError` naming the last
+        good checkpoint, which is kept; no partial file is left."""
         config = config_to_dict(self.cfg)
-        path = ckpt.save_training_state(
-            ckpt.checkpoint_path(self.run_dir, self.images_seen),
-            config=config,
-            modules={"G": self.G, "D": self.D, "G_ema": self.G_ema},
-            optimizers={"G": self.opt_G, "D": self.opt_D},
-            counters=self._counters(),
-            extra={"pl_mean": self.pl_mean},
-        )
-        ckpt.save_inference_weights(self.run_dir / "model.safetensors", self.G_ema, config)
+        path = ckpt.checkpoint_path(self.run_dir, self.images_seen)
+        self._check_weights()
+        try:
+            ckpt.save_training_state(
+                path,
+                config=config,
+                modules={"G": self.G, "D": self.D, "G_ema": self.G_ema},
+                optimizers={"G": self.opt_G, "D": self.opt_D},
+                counters=self._counters(),
+                extra={"pl_mean": self.pl_mean},
+            )
+            ckpt.save_inference_weights(self.run_dir / "model.safetensors", self.G_ema, config)
+        except OSError as e:
+            good = [p for p in ckpt.list_checkpoints(self.run_dir) if p != path]
+            raise CheckpointError(
+                f"{path}: cannot write the checkpoint ({e.strerror or e}); the last good "
+                f"checkpoint is {good[-1] if good else 'none'} (free space, then --resume)"
+            ) from None
         ckpt.prune_checkpoints(self.run_dir, self.cfg.train.keep_ckpts)
         return path
+
+    def _check_weights(self) -> None:
+        """Never checkpoint a diverged model: a step can overflow the weights while its loss
+        was still finite (the NaN shows in the next forward pass)."""
+        for name, net in (("G", self.G), ("D", self.D)):
+            for key, p in net.named_parameters():
+                if not torch.isfinite(p.detach()).all():
+                    last = ckpt.list_checkpoints(self.run_dir)
+                    raise TrainingDiverged(
+                        f"{name}.{key} has NaN / Inf values at step {self.step} (kimg "
+                        f"{self.images_seen / 1000:.3f}): training stopped; the last good "
+                        f"checkpoint is {last[-1] if last else 'none (nothing was written)'}"
+                    )
 
     def load_checkpoint(self, path: str | Path) -> None:
         tensors, meta = ckpt.read_file(path)
         for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
             ckpt.load_module(module, ckpt.split_prefix(tensors, name), f"{path} ({name})")
-        ckpt.load_optimizer(self.opt_G, "G", tensors, meta)
-        ckpt.load_optimizer(self.opt_D, "D", tensors, meta)
+        for name, opt in (("G", self.opt_G), ("D", self.opt_D)):
+            # Moments come from the checkpoint; lr and betas from this run's config, so a
+            # resume with `--set train.lr_g=...` takes effect.
+            hyper = [{k: g[k] for k in ("lr", "betas")} for g in opt.param_groups]
+            ckpt.load_optimizer(opt, name, tensors, meta)
+            for group, h in zip(opt.param_groups, hyper, strict=True):
+                group.update(h)
         counters = meta["counters"]
         self.step = int(counters["step"])
         self.images_seen = int(counters["images_seen"])
         self.elapsed = float(counters["elapsed"])
         self.next_sample_kimg = float(counters.get("next_sample_kimg", 0.0))
         self.next_metric_kimg = float(counters.get("next_metric_kimg", 0.0))
+        self.next_ckpt_kimg = float(counters.get("next_ckpt_kimg", 0.0))
         self.pl_mean = tensors.get("extra.pl_mean", self.pl_mean).to(self.device)
 
     def load_weights(self, path: str | Path) -> None:
@@ -286,6 +325,24 @@ class Trainer:
         return ws
 
     # -- phases -----------------------------------------------------------------------
+    def _optimize(self, opt: torch.optim.Optimizer, loss: torch.Tensor, stats: StatsLog) -> None:
+        """Backward and step, unless the phase's loss is NaN / Inf: then stop with the
+        term that went first (the values this phase logged), writing nothing."""
+        if not torch.isfinite(loss.detach()).all():
+            bad = [k for k, v in stats.current.items() if not math.isfinite(v)]
+            term = bad[0] if bad else "the phase's total loss"
+            value = stats.current.get(term, float(loss.detach()))
+            last = ckpt.list_checkpoints(self.run_dir)
+            raise TrainingDiverged(
+                f"{term} is {value} at step {self.step} (kimg {self.images_seen / 1000:.3f}): "
+                f"training stopped; the last good checkpoint is "
+                f"{last[-1] if last else 'none (nothing was written)'}"
+            )
+        stats.begin_phase()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
     def _g_main(self, stats: StatsLog) -> dict[str, torch.Tensor]:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
@@ -294,10 +351,8 @@ class Trainer:
         ws = self._mapping(z, c)
         out = self.G.synthesis(ws, c)
         loss = g_nonsaturating_loss(self.D(out, c))
-        self.opt_G.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_G.step()
         stats.add("Loss/G/adv", loss)
+        self._optimize(self.opt_G, loss, stats)
         return {k: v.detach() for k, v in out.items()}, c
 
     def _g_reg_due(self) -> bool:
@@ -379,9 +434,7 @@ class Trainer:
                 total = total + value * reg.weight * reg.interval
                 for name, v in terms.items():
                     stats.add(f"Loss/{reg.name}/{name}", v)
-        self.opt_G.zero_grad(set_to_none=True)
-        total.backward()
-        self.opt_G.step()
+        self._optimize(self.opt_G, total, stats)
 
     def _d_main(self, fakes: dict[str, torch.Tensor], fake_c: torch.Tensor, reals, stats):
         self.G.requires_grad_(False)
@@ -395,12 +448,10 @@ class Trainer:
         fake_logits = self.D(fakes, fake_c)
         real_logits = self.D({"image": real_img}, real_c)
         loss = d_logistic_loss(real_logits, fake_logits)
-        self.opt_D.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_D.step()
         stats.add("Loss/D/loss", loss)
         stats.add("Scores/real", real_logits.mean())
         stats.add("Scores/fake", fake_logits.mean())
+        self._optimize(self.opt_D, loss, stats)
 
     def _d_reg(self, reals, stats: StatsLog) -> None:
         real_img, real_c = reals
@@ -408,10 +459,8 @@ class Trainer:
         logits = self.D({"image": real_img}, real_c)
         pen = r1_penalty(logits, [real_img])
         loss = pen * (self.r1_gamma / 2) * self.cfg.loss.r1_interval
-        self.opt_D.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt_D.step()
         stats.add("Loss/D/r1", pen)
+        self._optimize(self.opt_D, loss, stats)
 
     def _update_ema(self) -> None:
         tc = self.cfg.train
@@ -529,9 +578,12 @@ class Trainer:
                     bar.n = min(1000, int(self.budget_fraction() * 1000))
                     bar.set_postfix_str(_postfix(self.images_seen, means), refresh=False)
                     bar.refresh()
-                if time.monotonic() - last_ckpt >= tc.ckpt_every_minutes * 60:
+                kimg_due = tc.ckpt_every_kimg > 0 and self.images_seen / 1000 >= self.next_ckpt_kimg
+                if kimg_due or time.monotonic() - last_ckpt >= tc.ckpt_every_minutes * 60:
                     self.save_checkpoint()
                     last_ckpt = time.monotonic()
+                    while tc.ckpt_every_kimg > 0 and self.next_ckpt_kimg <= self.images_seen / 1000:
+                        self.next_ckpt_kimg += tc.ckpt_every_kimg
         finally:
             bar.close()
         if stats.sums:

@@ -506,11 +506,9 @@ def export_meshes(
         raise UserError(f"{ckpt_path}: a {cfg.model.backbone} model has no 3-D field to export")
     out = Path(out)
     if level == "auto":
-        # Young models may not reach EG3D's level yet: then take half their peak density.
-        from export import density_grid
+        from export import auto_level
 
-        peak = float(density_grid(G, latent(G, seed, w_file)[0], 64).max())
-        level = DEFAULT_LEVEL if peak > 2 * DEFAULT_LEVEL else round(0.5 * peak, 4)
+        level = auto_level(G, latent(G, seed, w_file)[0])
     level = DEFAULT_LEVEL if level is None else float(level)
     ws, c, name = latent(G, seed, w_file)
     summary: dict[str, Any] = {"latent": name, "grid": grid, "level": level, "units": "world"}
@@ -796,3 +794,11 @@ def train_segmenter(
     bar.close()
     save_segmenter(net, out, dataset.part_names, dataset.resolution)
     return {"out": str(out), "classes": list(dataset.part_names), **quality}
+
+
+def open_editor(ckpt_path: str | Path, out: str | Path = "view_out"):
+    """A :class:`linkgan.viewer.Editor` on a model (its EMA generator and its links)."""
+    from linkgan.viewer import Editor
+
+    G, cfg = load_generator(ckpt_path)
+    return Editor(G, model_links(cfg), Path(out), name=Path(str(ckpt_path)).name)

@@ -220,6 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(
         subs,
+        "view",
+        "Edit in the browser: orbit, resample or slide each link's axes, see RGB, depth, "
+        "geometry and change maps live; export the GLB on screen, save turntables.",
+        "linkgan view --ckpt demo_out/run   # then open http://127.0.0.1:8765/",
+    )
+    p.add_argument("--ckpt", required=True, help="run directory, checkpoint or base:NAME")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback by default)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--out", default="view_out", help="folder for saved turntables")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+
+    p = _sub(
+        subs,
         "import",
         "Convert an NVIDIA StyleGAN2-ADA network-snapshot.pkl to a safetensors base model "
         "without running anything from the pickle.",
@@ -384,6 +397,16 @@ def run(args: argparse.Namespace) -> int:
             args.data, args.out, args.res, args.steps, args.force, not args.no_progress
         )
         print(json.dumps(summary, indent=2))
+    elif args.command == "view":
+        if not 0 < args.port < 65536:
+            raise UserError(f"--port: expected 1..65535, got {args.port}")
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        from linkgan.viewer import serve
+
+        serve(api.open_editor(args.ckpt, args.out), args.host, args.port)
     elif args.command == "import":
         from linkgan.nvidia_import import import_nvidia
 

@@ -88,3 +88,11 @@ def test_presets_that_fine_tune_a_shipped_base_match_it(path):
     assert meta["config"]["model"] == config_to_dict(cfg)["model"]
     card = json.loads((assets / f"{name}.json").read_text())
     assert card["name"] == name and card["kimg"] > 0 and card["command"]
+
+
+def test_exponent_floats_without_a_dot_are_numbers():
+    """YAML 1.1 reads ``1e-3`` as a string; numeric fields take it as the number it is."""
+    cfg = load_config(None, ["train.lr_g=1e-3", "train.lr_d=2E+2", "link.alpha=.5e1"])
+    assert (cfg.train.lr_g, cfg.train.lr_d, cfg.link.alpha) == (1e-3, 200.0, 5.0)
+    with pytest.raises(ConfigError, match="train.lr_g: expected a number, got '1e'"):
+        load_config(None, ["train.lr_g=1e"])

@@ -33,6 +33,16 @@ from tqdm import tqdm
 from link_core import checkpoint as ckpt
 from link_core.config import Config, config_to_dict
 from link_core.data import image_to_float
+from link_core.distributed import (
+    DistInfo,
+    all_true,
+    average_buffers,
+    average_gradients,
+    fingerprints,
+    from_main,
+    mean_over_ranks,
+    rows,
+)
 from link_core.errors import CheckpointError, ConfigError, TrainingDiverged, UserError
 from link_core.images import save_image_grid
 from link_core.interface import seeds_to_z
@@ -98,19 +108,21 @@ def step_seed(seed: int, step: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + 12_345) % (2**63 - 1)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device: cuda requested but no CUDA device is available")
-    return torch.device(name)
+    return torch.device(f"cuda:{local_rank}") if name == "cuda" else torch.device(name)
 
 
 class StatsLog:
     """Running means of named scalars, flushed to stats.jsonl and TensorBoard per tick."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, tensorboard: bool = True, dist: DistInfo | None = None):
         self.path = run_dir / "stats.jsonl"
+        self.dist = dist or DistInfo()
+        tensorboard = tensorboard and self.dist.is_main
         self.sums: dict[str, float] = {}
         self.counts: dict[str, int] = {}
         self.last: dict[str, float] = {}
@@ -136,14 +148,18 @@ class StatsLog:
 
     def flush(self, images_seen: int, extra: dict[str, float]) -> dict[str, float]:
         means = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        means = mean_over_ranks(means, self.dist)  # every rank logs the same phases
         means.update(extra)
         self.sums.clear()
         self.counts.clear()
         return self.write_row(images_seen, means)
 
     def write_row(self, images_seen: int, means: dict[str, float]) -> dict[str, float]:
-        """Append one row of values (not running means) to stats.jsonl and TensorBoard."""
+        """Append one row of values (not running means) to stats.jsonl and TensorBoard
+        (rank 0 only)."""
         self.last.update(means)
+        if not self.dist.is_main:
+            return means
         row = {"kimg": images_seen / 1000, **{k: round(v, 6) for k, v in means.items()}}
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(row) + "\n")
@@ -179,10 +195,12 @@ class Trainer:
         g_regularizers: Sequence[GRegularizer] = (),
         progress: bool = True,
         eval_links: Sequence[Link] | None = None,
+        dist: DistInfo | None = None,
     ):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.device = resolve_device(cfg.train.device)
+        self.dist = dist or DistInfo()
+        self.device = resolve_device(cfg.train.device, self.dist.local_rank)
         if cfg.train.num_threads > 0:
             torch.set_num_threads(cfg.train.num_threads)
         self.G = G.to(self.device).train()
@@ -193,12 +211,17 @@ class Trainer:
         # Links to watch during training (also when the loss is off: the comparison run).
         self.eval_links = list(eval_links) if eval_links is not None else list(links)
         self.g_regs = list(g_regularizers)
-        self.progress = progress
+        self.progress = progress and self.dist.is_main
         if len(dataset) == 0:
             raise UserError("data set is empty")
 
         tc, lc = cfg.train, cfg.loss
-        self.batch = tc.batch
+        if tc.batch % self.dist.world:
+            raise ConfigError(
+                f"train.batch: {tc.batch} images do not split over {self.dist.world} processes"
+            )
+        self.global_batch = tc.batch
+        self.batch = tc.batch // self.dist.world  # this rank's share
         self.r1_gamma = lc.r1_gamma or 0.0002 * cfg.model.resolution**2 / tc.batch
         g_intervals = [r.interval for r in self.g_regs]
         if self.links:
@@ -237,13 +260,23 @@ class Trainer:
         config = config_to_dict(self.cfg)
         path = ckpt.checkpoint_path(self.run_dir, self.images_seen)
         self._check_weights()
+        nets = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+        prints = fingerprints(nets, self.dist)
+        if any(p != prints[0] for p in prints):
+            raise TrainingDiverged(
+                f"the {self.dist.world} processes hold different weights at step {self.step} "
+                f"(per-rank sums {prints}): gradients were not reduced"
+            )
+        if not self.dist.is_main:
+            return path
+        counters = {**self._counters(), "ranks": {"world": self.dist.world, "sums": prints}}
         try:
             ckpt.save_training_state(
                 path,
                 config=config,
-                modules={"G": self.G, "D": self.D, "G_ema": self.G_ema},
+                modules=nets,
                 optimizers={"G": self.opt_G, "D": self.opt_D},
-                counters=self._counters(),
+                counters=counters,
                 extra={"pl_mean": self.pl_mean},
             )
             ckpt.save_inference_weights(self.run_dir / "model.safetensors", self.G_ema, config)
@@ -307,6 +340,19 @@ class Trainer:
         ckpt.load_module(self.D, d, f"{path} (D)")
 
     # -- sampling helpers ---------------------------------------------------------------
+    def _seed(self, phase: int, local: bool = False) -> None:
+        """Seed torch for one phase of this step: the same on every rank for the global
+        batch's inputs (z, c, data indices), then per rank (``local``) for what the networks
+        draw inside (noise maps, random points), so ranks never share those."""
+        seed = step_seed(self.cfg.train.seed, self.step) + 1_009 * phase
+        torch.manual_seed(seed + (7_727 * (self.dist.rank + 1) if local else 0))
+
+    def _global_inputs(self, n_global: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(z, c) of a global batch of ``n_global``: this rank's rows."""
+        z = torch.randn(n_global, self.G.z_dim, device=self.device)
+        c = self._sample_labels(n_global)
+        return rows(z, self.dist), rows(c, self.dist)
+
     def _sample_labels(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         c_dim = getattr(self.G, "c_dim", 0)
         if c_dim == 0:
@@ -328,7 +374,7 @@ class Trainer:
     def _optimize(self, opt: torch.optim.Optimizer, loss: torch.Tensor, stats: StatsLog) -> None:
         """Backward and step, unless the phase's loss is NaN / Inf: then stop with the
         term that went first (the values this phase logged), writing nothing."""
-        if not torch.isfinite(loss.detach()).all():
+        if not all_true(bool(torch.isfinite(loss.detach()).all()), self.dist, self.device):
             bad = [k for k, v in stats.current.items() if not math.isfinite(v)]
             term = bad[0] if bad else "the phase's total loss"
             value = stats.current.get(term, float(loss.detach()))
@@ -341,13 +387,15 @@ class Trainer:
         stats.begin_phase()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients([p for g in opt.param_groups for p in g["params"]], self.dist)
         opt.step()
 
     def _g_main(self, stats: StatsLog) -> dict[str, torch.Tensor]:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
-        z = torch.randn(self.batch, self.G.z_dim, device=self.device)
-        c = self._sample_labels(self.batch)
+        self._seed(1)
+        z, c = self._global_inputs(self.global_batch)
+        self._seed(1, local=True)
         ws = self._mapping(z, c)
         out = self.G.synthesis(ws, c)
         loss = g_nonsaturating_loss(self.D(out, c))
@@ -369,9 +417,9 @@ class Trainer:
         self.D.requires_grad_(False)
         total = torch.zeros((), device=self.device)
         if self.links and s % cfg.link.interval == 0:
-            n = max(1, self.batch // cfg.link.batch_shrink)
-            z = torch.randn(n, self.G.z_dim, device=self.device)
-            c = self._sample_labels(n)
+            self._seed(2)
+            z, c = self._global_inputs(self._shrunk(cfg.link.batch_shrink))
+            self._seed(2, local=True)
             ws = self._mapping(z, c)
             res = link_loss(
                 lambda w, cc: self.G.synthesis(w, cc, noise_mode="const"),
@@ -416,9 +464,9 @@ class Trainer:
                     res.perturbed_c[sel],
                 )
         if cfg.loss.pl_weight > 0 and s % cfg.loss.pl_interval == 0:
-            n = max(1, self.batch // cfg.loss.pl_batch_shrink)
-            z = torch.randn(n, self.G.z_dim, device=self.device)
-            c = self._sample_labels(n)
+            self._seed(3)
+            z, c = self._global_inputs(self._shrunk(cfg.loss.pl_batch_shrink))
+            self._seed(3, local=True)
             ws = self._mapping(z, c)
             images = self.G.synthesis(ws, c)["image"]
             pen, self.pl_mean = path_length_penalty(images, ws, self.pl_mean, cfg.loss.pl_decay)
@@ -426,9 +474,9 @@ class Trainer:
             stats.add("Loss/G/pl", pen)
         for reg in self.g_regs:
             if s % reg.interval == 0:
-                n = self.batch
-                z = torch.randn(n, self.G.z_dim, device=self.device)
-                c = self._sample_labels(n)
+                self._seed(4)
+                z, c = self._global_inputs(self.global_batch)
+                self._seed(4, local=True)
                 terms = reg.fn(self.G, self._mapping(z, c), c)
                 value = sum(terms.values())
                 total = total + value * reg.weight * reg.interval
@@ -464,10 +512,10 @@ class Trainer:
 
     def _update_ema(self) -> None:
         tc = self.cfg.train
-        ema_nimg = (tc.ema_kimg or self.batch * 10 / 32) * 1000
+        ema_nimg = (tc.ema_kimg or self.global_batch * 10 / 32) * 1000
         if tc.ema_rampup > 0:
             ema_nimg = min(ema_nimg, self.images_seen * tc.ema_rampup)
-        beta = 0.5 ** (self.batch / max(ema_nimg, 1e-8))
+        beta = 0.5 ** (self.global_batch / max(ema_nimg, 1e-8))
         with torch.no_grad():
             for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
                 p_ema.copy_(p.detach().lerp(p_ema, beta))
@@ -511,10 +559,15 @@ class Trainer:
             if update is not None:
                 update(kimg)
 
+    def _shrunk(self, shrink: int) -> int:
+        """A lazy phase's global batch: ``batch / shrink``, at least one image per rank."""
+        world = self.dist.world
+        return max(world, self.global_batch // shrink // world * world)
+
     def train_step(self, stats: StatsLog) -> None:
-        torch.manual_seed(step_seed(self.cfg.train.seed, self.step))
+        self._seed(0)
         self.update_schedules()
-        idx = torch.randint(len(self.dataset), (self.batch,))
+        idx = rows(torch.randint(len(self.dataset), (self.global_batch,)), self.dist)
         reals = _collate(self.dataset, idx, self.device)
         fakes, fake_c = self._g_main(stats)
         if self._g_reg_due():
@@ -522,7 +575,8 @@ class Trainer:
         self._d_main(fakes, fake_c, reals, stats)
         if self.step % self.cfg.loss.r1_interval == 0:
             self._d_reg(reals, stats)
-        self.images_seen += self.batch
+        self.images_seen += self.global_batch
+        average_buffers(self.G, self.dist)  # w_avg: the mean over the global batch
         self._update_ema()
         self.step += 1
 
@@ -539,12 +593,14 @@ class Trainer:
         tc = self.cfg.train
         if tc.kimg <= 0 and tc.minutes <= 0:
             raise ConfigError("set a budget: train.kimg or train.minutes must be > 0")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt.remove_stale_temps(self.run_dir)
-        (self.run_dir / "config.yaml").write_text(
-            yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False), encoding="utf-8"
-        )
-        stats = StatsLog(self.run_dir)
+        main = self.dist.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.remove_stale_temps(self.run_dir)
+            (self.run_dir / "config.yaml").write_text(
+                yaml.safe_dump(config_to_dict(self.cfg), sort_keys=False), encoding="utf-8"
+            )
+        stats = StatsLog(self.run_dir, dist=self.dist)
         bar = tqdm(
             total=1000,
             disable=not self.progress,
@@ -555,10 +611,22 @@ class Trainer:
         last_ckpt = time.monotonic()
         tick_start, tick_images = time.monotonic(), self.images_seen
         try:
-            while self.budget_fraction() < 1.0:
+            while True:
+                # Rank 0's clock decides for all (budgets in minutes, timed checkpoints).
+                done, timed_ckpt = from_main(
+                    [
+                        self.budget_fraction() >= 1.0,
+                        time.monotonic() - last_ckpt >= tc.ckpt_every_minutes * 60,
+                    ],
+                    self.dist,
+                    self.device,
+                )
+                if done:
+                    break
                 t0 = time.monotonic()
                 if self.images_seen / 1000 >= self.next_sample_kimg:
-                    self.save_samples()
+                    if main:
+                        self.save_samples()
                     self.next_sample_kimg += tc.sample_every_kimg
                 self.train_step(stats)
                 self.elapsed += time.monotonic() - t0
@@ -568,7 +636,8 @@ class Trainer:
                     and self.eval_links
                     and self.images_seen / 1000 >= self.next_metric_kimg
                 ):
-                    stats.write_row(self.images_seen, self.measure_links())
+                    if main:
+                        stats.write_row(self.images_seen, self.measure_links())
                     self.next_metric_kimg += every
                 if self.step % tc.log_every_steps == 0:
                     now = time.monotonic()
@@ -579,7 +648,7 @@ class Trainer:
                     bar.set_postfix_str(_postfix(self.images_seen, means), refresh=False)
                     bar.refresh()
                 kimg_due = tc.ckpt_every_kimg > 0 and self.images_seen / 1000 >= self.next_ckpt_kimg
-                if kimg_due or time.monotonic() - last_ckpt >= tc.ckpt_every_minutes * 60:
+                if kimg_due or timed_ckpt:
                     self.save_checkpoint()
                     last_ckpt = time.monotonic()
                     while tc.ckpt_every_kimg > 0 and self.next_ckpt_kimg <= self.images_seen / 1000:
@@ -589,7 +658,8 @@ class Trainer:
         if stats.sums:
             stats.flush(self.images_seen, {})
         stats.close()
-        self.save_samples()
+        if main:
+            self.save_samples()
         self.save_checkpoint()
         return TrainResult(self.run_dir, self.images_seen, self.step, self.elapsed, stats.last)
 

@@ -147,7 +147,10 @@ def train(
         if _model_dict(init_meta["config"]) != _model_dict(cfg):
             diff = _first_difference(_model_dict(init_meta["config"]), _model_dict(cfg), "model")
             raise ConfigError(f"train.init: {init} was trained with another model ({diff})")
-    torch.manual_seed(cfg.train.seed)  # same seed, same initial networks
+    from link_core.distributed import init_distributed
+
+    dist = init_distributed(cfg.train.device)  # torchrun: one process per GPU / worker
+    torch.manual_seed(cfg.train.seed)  # same seed, same initial networks (on every rank)
     G, D = build_networks(cfg)
     if cfg.link.enabled and cfg.link.volume_weight > 0 and not hasattr(G, "sample_mixed"):
         raise ConfigError(
@@ -163,6 +166,7 @@ def train(
         g_regularizers=backbone_regularizers(cfg),
         progress=progress,
         eval_links=model_links(cfg),
+        dist=dist,
     )
     if latest is not None:
         trainer.load_checkpoint(latest)

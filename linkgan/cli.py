@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -296,10 +297,11 @@ def run(args: argparse.Namespace) -> int:
         result = api.train(
             args.out, args.config, args.overrides, args.resume, progress=not args.no_progress
         )
-        print(
-            f"trained {result.images_seen / 1000:.1f} kimg in {result.steps} steps "
-            f"({result.seconds / 60:.1f} min): {result.run_dir}"
-        )
+        if os.environ.get("RANK", "0") == "0":  # torchrun: one line from rank 0
+            print(
+                f"trained {result.images_seen / 1000:.1f} kimg in {result.steps} steps "
+                f"({result.seconds / 60:.1f} min): {result.run_dir}"
+            )
     elif args.command == "generate":
         try:
             seeds = parse_seeds(args.seeds)

@@ -242,12 +242,12 @@ class Editor:
             diff = difference_map(out["image"][1:], out["image"][:1])[0]
             tile = colorize(diff.numpy(), HEAT_MAX)
         else:
-            depth, alpha = out["image_depth"][1:], out.get("image_alpha")
-            alpha = None if alpha is None else alpha[1:]
+            alpha = out.get("image_alpha")
             if state.view == "depth":
-                tile = self._depth_tile(depth, alpha, state)
+                tile = self._depth_tile(out)
             elif state.view == "geometry":
-                tile = shade(depth, c[1:], alpha)[0]
+                edited_alpha = None if alpha is None else alpha[1:]
+                tile = shade(out["image_depth"][1:], c[1:], edited_alpha)[0]
             else:  # depth_heat, in units of the box
                 change = (out["image_depth"][1:] - out["image_depth"][:1]).abs()[0, 0]
                 tile = colorize(change.numpy(), 0.1 * self.G.box_size)
@@ -258,13 +258,18 @@ class Editor:
             image = outline(image, r["region"], thickness=max(1, state.size // 128))
         return image
 
-    def _depth_tile(self, depth, alpha, state: ViewState) -> np.ndarray:
-        # One range per camera distance (not per frame): colours stay put while dragging.
-        radius = self.spec.radius / state.zoom
-        half = 0.9 * self.G.box_size
-        tile = depth_to_rgb(depth, radius - half, radius + half)[0]
+    @staticmethod
+    def _depth_tile(out: dict[str, torch.Tensor]) -> np.ndarray:
+        """The edited depth (row 1) in the range of the ORIGINAL's surface (row 0) from this
+        camera, so an edit's depth change shows as a change of colour."""
+        depth, alpha = out["image_depth"], out.get("image_alpha")
+        hit = depth[0][alpha[0] > 0.5] if alpha is not None else depth[0].flatten()
+        hit = hit if hit.numel() else depth[0].flatten()
+        lo, hi = float(hit.min()), float(hit.max())
+        margin = 0.1 * max(hi - lo, 1e-3)
+        tile = depth_to_rgb(depth[1:], lo - margin, hi + margin)[0]
         if alpha is not None:  # where rays hit nothing: white, as in the RGB
-            a = alpha[0, 0, :, :, None].clamp(0, 1).numpy()
+            a = alpha[1, 0, :, :, None].clamp(0, 1).numpy()
             tile = (tile * a + 255 * (1 - a)).round().astype(np.uint8)
         return tile
 

@@ -55,6 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", action="store_true", help="continue the run's latest checkpoint")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print parameter counts and an estimate of memory per process; train nothing",
+    )
+    p.add_argument(
+        "--nproc", type=int, default=1, help="with --dry-run: processes (GPUs) to estimate for"
+    )
 
     p = _sub(
         subs,
@@ -293,7 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from linkgan import api
 
-    if args.command == "train":
+    if args.command == "train" and args.dry_run:
+        from linkgan.memory import estimate_memory, format_estimate
+
+        print(format_estimate(estimate_memory(args.config, args.overrides, args.nproc)))
+    elif args.command == "train":
         result = api.train(
             args.out, args.config, args.overrides, args.resume, progress=not args.no_progress
         )

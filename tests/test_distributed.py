@@ -96,3 +96,29 @@ def test_ranks_stay_identical_through_link_and_r1_phases_and_resume_in_one(tmp_p
     _train(run, [*linked, "train.kimg=0.036"], 1, resume=True)
     latest = ckpt.list_checkpoints(run)[-1]
     assert int(latest.name.split("-")[1].split(".")[0]) == 36
+
+
+def test_dry_run_counts_parameters_and_estimates_memory_per_process(capsys):
+    from conftest import TINY_EG3D
+
+    from link_core.config import load_config
+    from linkgan.api import build_networks
+    from linkgan.cli import main
+
+    sets = [a for o in [*TINY, *TINY_EG3D] for a in ("--set", o)]
+    assert main(["train", "--out", "unused", "--dry-run", *sets]) == 0
+    one = capsys.readouterr().out
+    G, D = build_networks(load_config(None, [*TINY, *TINY_EG3D]))
+    n_g = sum(p.numel() for p in G.parameters())
+    assert f"parameters: G {n_g:,}" in one and "estimate per process:" in one
+    assert not Path("unused").exists()  # nothing trained, nothing written
+
+    assert main(["train", "--out", "unused", "--dry-run", "--nproc", "2", *sets]) == 0
+    two = capsys.readouterr().out
+
+    def estimate(text: str) -> float:
+        return float(text.split("estimate per process: ")[1].split(" MiB")[0])
+
+    assert "batch per process: 2" in two and estimate(two) < estimate(one)
+    assert main(["train", "--out", "unused", "--dry-run", "--nproc", "3", *sets]) == 2
+    assert "does not split over 3" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from eg3d_link.options import EG3DOptions
@@ -68,6 +69,13 @@ def sample_triplanes(planes: torch.Tensor, points: torch.Tensor, box_size: float
         align_corners=False,
     )  # [B*3, C, 1, P]
     return feats.reshape(B, 3, C, -1).mean(1).transpose(1, 2)
+
+
+INFERENCE_RAY_CHUNK = 2**16
+"""Rays per chunk (over the batch) when rendering without gradients: memory stays bounded
+at any resolution and batch (at 48 + 48 samples: ~6M points per chunk)."""
+TRAIN_RAY_CHUNK = 2**14
+"""Rays per checkpointed chunk (over the batch) with ``checkpoint_render``."""
 
 
 class TriplaneDecoder(nn.Module):
@@ -197,6 +205,11 @@ class TriplaneGenerator(nn.Module):
         )
         # A buffer, so checkpoints and the EMA copy carry the scheduled value.
         self.register_buffer("render_resolution", torch.tensor(opts.render_resolution))
+        # Memory controls (run-time settings, not architecture): rays per chunk (0: all at
+        # once while training, INFERENCE_RAY_CHUNK pixels' worth without gradients) and
+        # activation checkpointing of the renderer (recompute each chunk in backward).
+        self.ray_chunk = 0
+        self.checkpoint_render = False
 
     # -- schedule ---------------------------------------------------------------------
     def update_schedule(self, kimg: float) -> None:
@@ -281,13 +294,7 @@ class TriplaneGenerator(nn.Module):
         res = int(render_resolution or self.render_resolution)
         planes = self.planes(ws, noise_mode)
         origins, dirs = ray_bundle(c.to(ws.dtype), res)
-        out = render_rays(
-            lambda pts: self.field(planes, pts),
-            origins,
-            dirs,
-            self.render_opts,
-            deterministic=noise_mode != "random",
-        )
+        out = self._render(planes, origins, dirs, deterministic=noise_mode != "random")
         feat = out["features"].transpose(1, 2).reshape(B, -1, res, res) * 2 - 1  # to [-1, 1]
         image_raw = feat[:, :3]
         depth = out["depth"].transpose(1, 2).reshape(B, 1, res, res)
@@ -305,6 +312,42 @@ class TriplaneGenerator(nn.Module):
         else:
             image = self.superres(feat, ws, noise_mode=noise_mode)
         return {"image": image, "image_raw": image_raw, "image_depth": depth, "image_alpha": alpha}
+
+    def _render(
+        self, planes: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor, deterministic: bool
+    ) -> dict[str, torch.Tensor]:
+        """:func:`render_rays` over chunks of rays (bounded memory; rays are independent, so
+        deterministic renders do not depend on the chunking), each chunk optionally
+        recomputed in backward (``checkpoint_render``) instead of keeping its activations."""
+        B, R, _ = origins.shape
+        grad = torch.is_grad_enabled()
+        checkpointed = grad and self.checkpoint_render
+        chunk = self.ray_chunk
+        if not chunk and (checkpointed or not grad):
+            chunk = max(1, (INFERENCE_RAY_CHUNK if not grad else TRAIN_RAY_CHUNK) // B)
+        chunk = chunk or R
+
+        def run(planes: torch.Tensor, o: torch.Tensor, d: torch.Tensor):
+            out = render_rays(
+                lambda pts: self.field(planes, pts),
+                o,
+                d,
+                self.render_opts,
+                deterministic=deterministic,
+            )
+            return out["features"], out["depth"], out["opacity"]
+
+        parts = []
+        for i in range(0, R, chunk):
+            o, d = origins[:, i : i + chunk], dirs[:, i : i + chunk]
+            if checkpointed:
+                parts.append(
+                    torch.utils.checkpoint.checkpoint(run, planes, o, d, use_reentrant=False)
+                )
+            else:
+                parts.append(run(planes, o, d))
+        feats, depth, opacity = (torch.cat(p, 1) for p in zip(*parts, strict=True))
+        return {"features": feats, "depth": depth, "opacity": opacity}
 
     def forward(
         self,

@@ -157,6 +157,14 @@ class TrainConfig:
     """torch CPU threads; 0 leaves torch's default."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+    mixed_precision: str = "off"
+    """``bf16``: forward passes under autocast in bfloat16 (fp32's range, so no clamping or
+    loss scaling; losses and optimizer in fp32). Meant for GPUs; works on CPU too."""
+    checkpoint_render: bool = False
+    """EG3D: recompute the volume renderer's activations in backward, chunk by chunk, instead
+    of keeping them (the largest activations of a step; costs one more renderer forward)."""
+    ray_chunk: int = 0
+    """EG3D: rays per renderer chunk over the batch (0: automatic)."""
 
 
 @dataclass
@@ -370,6 +378,12 @@ def validate_config(cfg: Config) -> None:
         )
     if cfg.link.form not in ("absolute", "relative"):
         raise ConfigError(f"link.form: expected absolute or relative, got {cfg.link.form!r}")
+    if cfg.train.mixed_precision not in ("off", "bf16"):
+        raise ConfigError(
+            f"train.mixed_precision: expected off or bf16, got {cfg.train.mixed_precision!r}"
+        )
+    if cfg.train.ray_chunk < 0:
+        raise ConfigError(f"train.ray_chunk: must be >= 0, got {cfg.train.ray_chunk}")
     if cfg.train.device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"train.device: expected auto, cpu or cuda, got {cfg.train.device!r}")
     for name, weight in cfg.link.maps.items():

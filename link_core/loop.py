@@ -205,6 +205,13 @@ class Trainer:
             torch.set_num_threads(cfg.train.num_threads)
         self.G = G.to(self.device).train()
         self.D = D.to(self.device).train()
+        tc = cfg.train
+        if tc.checkpoint_render or tc.ray_chunk:
+            if not hasattr(G, "checkpoint_render"):
+                raise ConfigError(
+                    "train.checkpoint_render / ray_chunk: this backbone has no volume renderer"
+                )
+            G.checkpoint_render, G.ray_chunk = tc.checkpoint_render, tc.ray_chunk
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
         self.dataset = dataset
         self.links = list(links) if cfg.link.enabled else []
@@ -386,7 +393,8 @@ class Trainer:
             )
         stats.begin_phase()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        with torch.autocast(self.device.type, enabled=False):  # backward in the forward's dtypes
+            loss.float().backward()
         average_gradients([p for g in opt.param_groups for p in g["params"]], self.dist)
         opt.step()
 
@@ -398,7 +406,7 @@ class Trainer:
         self._seed(1, local=True)
         ws = self._mapping(z, c)
         out = self.G.synthesis(ws, c)
-        loss = g_nonsaturating_loss(self.D(out, c))
+        loss = g_nonsaturating_loss(self.D(out, c).float())
         stats.add("Loss/G/adv", loss)
         self._optimize(self.opt_G, loss, stats)
         return {k: v.detach() for k, v in out.items()}, c
@@ -455,7 +463,7 @@ class Trainer:
                 # Perturbed images are fakes too (paper §3.2): G must keep them realistic,
                 # and D sees them (detached) in this step's D phase. Not scaled by the
                 # interval: this is adversarial signal on extra samples, not a regularizer.
-                adv = g_nonsaturating_loss(self.D(res.perturbed, res.perturbed_c))
+                adv = g_nonsaturating_loss(self.D(res.perturbed, res.perturbed_c).float())
                 total = total + adv
                 stats.add("Loss/G/link_adv", adv)
                 sel = torch.randperm(res.perturbed_c.shape[0])[: self.batch]
@@ -493,8 +501,8 @@ class Trainer:
             fakes = {k: torch.cat([fakes[k], extra[k]]) for k in fakes if k in extra}
             fake_c = torch.cat([fake_c, extra_c])
             self.pending_fakes = None
-        fake_logits = self.D(fakes, fake_c)
-        real_logits = self.D({"image": real_img}, real_c)
+        fake_logits = self.D(fakes, fake_c).float()
+        real_logits = self.D({"image": real_img}, real_c).float()
         loss = d_logistic_loss(real_logits, fake_logits)
         stats.add("Loss/D/loss", loss)
         stats.add("Scores/real", real_logits.mean())
@@ -565,6 +573,11 @@ class Trainer:
         return max(world, self.global_batch // shrink // world * world)
 
     def train_step(self, stats: StatsLog) -> None:
+        bf16 = self.cfg.train.mixed_precision == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+            self._train_step(stats)
+
+    def _train_step(self, stats: StatsLog) -> None:
         self._seed(0)
         self.update_schedules()
         idx = rows(torch.randint(len(self.dataset), (self.global_batch,)), self.dist)

@@ -103,7 +103,7 @@ class MappingNetwork(nn.Module):
             x = layer(x)
         if update_emas:
             with torch.no_grad():
-                self.w_avg.copy_(x.detach().mean(0).lerp(self.w_avg, self.w_avg_beta))
+                self.w_avg.copy_(x.detach().float().mean(0).lerp(self.w_avg, self.w_avg_beta))
         # A real copy per row (not an expand view), so callers may edit ws in place.
         ws = x[:, None, :].repeat(1, self.num_ws, 1)
         if truncation_psi != 1:

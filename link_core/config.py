@@ -157,6 +157,9 @@ class TrainConfig:
     """torch CPU threads; 0 leaves torch's default."""
     device: str = "auto"
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
+    batch_gpu: int = 0
+    """Images per forward pass and process (gradient accumulation): each phase runs its
+    share of ``batch`` in micro-batches of this many; 0: all at once."""
     mixed_precision: str = "off"
     """``bf16``: forward passes under autocast in bfloat16 (fp32's range, so no clamping or
     loss scaling; losses and optimizer in fp32). Meant for GPUs; works on CPU too."""
@@ -382,6 +385,8 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(
             f"train.mixed_precision: expected off or bf16, got {cfg.train.mixed_precision!r}"
         )
+    if cfg.train.batch_gpu < 0:
+        raise ConfigError(f"train.batch_gpu: must be >= 0, got {cfg.train.batch_gpu}")
     if cfg.train.ray_chunk < 0:
         raise ConfigError(f"train.ray_chunk: must be >= 0, got {cfg.train.ray_chunk}")
     if cfg.train.device not in ("auto", "cpu", "cuda"):

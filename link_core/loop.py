@@ -20,12 +20,13 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 import yaml
 from torch.utils.data import Dataset
 from tqdm import tqdm
@@ -378,38 +379,61 @@ class Trainer:
         return ws
 
     # -- phases -----------------------------------------------------------------------
-    def _optimize(self, opt: torch.optim.Optimizer, loss: torch.Tensor, stats: StatsLog) -> None:
-        """Backward and step, unless the phase's loss is NaN / Inf: then stop with the
-        term that went first (the values this phase logged), writing nothing."""
-        if not all_true(bool(torch.isfinite(loss.detach()).all()), self.dist, self.device):
-            bad = [k for k, v in stats.current.items() if not math.isfinite(v)]
-            term = bad[0] if bad else "the phase's total loss"
-            value = stats.current.get(term, float(loss.detach()))
-            last = ckpt.list_checkpoints(self.run_dir)
-            raise TrainingDiverged(
-                f"{term} is {value} at step {self.step} (kimg {self.images_seen / 1000:.3f}): "
-                f"training stopped; the last good checkpoint is "
-                f"{last[-1] if last else 'none (nothing was written)'}"
-            )
-        stats.begin_phase()
+    def _micro(self, n: int) -> list[tuple[slice, float]]:
+        """Micro-batches of ``n`` local samples (``train.batch_gpu``; all at once when 0):
+        (rows, share of the phase's mean loss)."""
+        m = self.cfg.train.batch_gpu or n
+        return [(slice(i, min(i + m, n)), (min(i + m, n) - i) / n) for i in range(0, n, m)]
+
+    def _check_finite(self, loss: torch.Tensor, stats: StatsLog) -> None:
+        """Stop on a NaN / Inf loss (on any rank) with the term that went first (the values
+        this micro-batch logged), writing nothing."""
+        if all_true(bool(torch.isfinite(loss.detach()).all()), self.dist, self.device):
+            return
+        bad = [k for k, v in stats.current.items() if not math.isfinite(v)]
+        term = bad[0] if bad else "the phase's total loss"
+        value = stats.current.get(term, float(loss.detach()))
+        last = ckpt.list_checkpoints(self.run_dir)
+        raise TrainingDiverged(
+            f"{term} is {value} at step {self.step} (kimg {self.images_seen / 1000:.3f}): "
+            f"training stopped; the last good checkpoint is "
+            f"{last[-1] if last else 'none (nothing was written)'}"
+        )
+
+    def _optimize(
+        self, opt: torch.optim.Optimizer, losses: Iterable[torch.Tensor], stats: StatsLog
+    ) -> None:
+        """One optimizer step on the sum of ``losses``: each (one micro-batch's share, made
+        lazily by a generator, so only one micro-batch's activations live at a time) is
+        checked and back-propagated, gradients accumulate, are averaged over ranks, step."""
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(self.device.type, enabled=False):  # backward in the forward's dtypes
-            loss.float().backward()
+        stats.begin_phase()
+        for loss in losses:
+            self._check_finite(loss, stats)
+            stats.begin_phase()
+            with torch.autocast(self.device.type, enabled=False):  # the forward's dtypes
+                loss.float().backward()
         average_gradients([p for g in opt.param_groups for p in g["params"]], self.dist)
         opt.step()
 
-    def _g_main(self, stats: StatsLog) -> dict[str, torch.Tensor]:
+    def _g_main(self, stats: StatsLog) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
         self._seed(1)
         z, c = self._global_inputs(self.global_batch)
         self._seed(1, local=True)
-        ws = self._mapping(z, c)
-        out = self.G.synthesis(ws, c)
-        loss = g_nonsaturating_loss(self.D(out, c).float())
-        stats.add("Loss/G/adv", loss)
-        self._optimize(self.opt_G, loss, stats)
-        return {k: v.detach() for k, v in out.items()}, c
+        fakes: list[dict[str, torch.Tensor]] = []
+
+        def losses() -> Iterator[torch.Tensor]:
+            for rows_, share in self._micro(z.shape[0]):
+                out = self.G.synthesis(self._mapping(z[rows_], c[rows_]), c[rows_])
+                loss = g_nonsaturating_loss(self.D(out, c[rows_]).float())
+                stats.add("Loss/G/adv", loss)
+                fakes.append({k: v.detach() for k, v in out.items()})
+                yield loss * share
+
+        self._optimize(self.opt_G, losses(), stats)
+        return {k: torch.cat([f[k] for f in fakes]) for k in fakes[0]}, c
 
     def _g_reg_due(self) -> bool:
         s, cfg = self.step, self.cfg
@@ -420,77 +444,99 @@ class Trainer:
         )
 
     def _g_reg(self, stats: StatsLog) -> None:
-        s, cfg = self.step, self.cfg
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
-        total = torch.zeros((), device=self.device)
+        self._optimize(self.opt_G, self._g_reg_losses(stats), stats)
+
+    def _g_reg_losses(self, stats: StatsLog) -> Iterator[torch.Tensor]:
+        """The lazy G phases due at this step (link, path length, backbone regularizers),
+        micro-batch by micro-batch, each scaled by its interval (lazy regularization)."""
+        s, cfg = self.step, self.cfg
         if self.links and s % cfg.link.interval == 0:
             self._seed(2)
             z, c = self._global_inputs(self._shrunk(cfg.link.batch_shrink))
             self._seed(2, local=True)
-            ws = self._mapping(z, c)
-            res = link_loss(
-                lambda w, cc: self.G.synthesis(w, cc, noise_mode="const"),
-                ws,
-                self.links,
-                c=c,
-                alpha=cfg.link.alpha,
-                lambda_in=cfg.link.lambda_in,
-                lambda_out=cfg.link.lambda_out,
-                maps=cfg.link.maps,
-                map_scales=getattr(self.G, "map_scales", None),
-                form=cfg.link.form,
-            )
-            total = total + res.total * cfg.link.interval
-            if cfg.link.volume_weight > 0:
-                vol, vol_terms = volume_link_loss(
-                    self.G.sample_mixed,
-                    ws,
-                    self.links,
-                    box_size=self.G.box_size,
-                    num_points=cfg.link.volume_points,
-                    alpha=cfg.link.alpha,
-                    lambda_in=cfg.link.lambda_in,
-                    lambda_out=cfg.link.lambda_out,
-                )
-                total = total + vol * cfg.link.volume_weight * cfg.link.interval
-                for name, value in vol_terms.items():
-                    stats.add(f"Loss/{name}", value)
-            for name, value in res.terms.items():
-                stats.add(f"Loss/{name}", value)
-            stats.add("Loss/link/total", res.total)
-            if cfg.link.feed_d:
-                # Perturbed images are fakes too (paper §3.2): G must keep them realistic,
-                # and D sees them (detached) in this step's D phase. Not scaled by the
-                # interval: this is adversarial signal on extra samples, not a regularizer.
-                adv = g_nonsaturating_loss(self.D(res.perturbed, res.perturbed_c).float())
-                total = total + adv
-                stats.add("Loss/G/link_adv", adv)
-                sel = torch.randperm(res.perturbed_c.shape[0])[: self.batch]
-                self.pending_fakes = (
-                    {k: v[sel].detach() for k, v in res.perturbed.items()},
-                    res.perturbed_c[sel],
-                )
+            perturbed: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
+            for rows_, share in self._micro(z.shape[0]):
+                yield self._link_terms(z[rows_], c[rows_], stats, perturbed) * share
+            if perturbed:
+                # D sees (detached) perturbed images in this step's D phase, a batch's worth.
+                imgs = {k: torch.cat([p[0][k] for p in perturbed]) for k in perturbed[0][0]}
+                cams = torch.cat([p[1] for p in perturbed])
+                sel = torch.randperm(cams.shape[0])[: self.batch]
+                self.pending_fakes = ({k: v[sel] for k, v in imgs.items()}, cams[sel])
         if cfg.loss.pl_weight > 0 and s % cfg.loss.pl_interval == 0:
             self._seed(3)
             z, c = self._global_inputs(self._shrunk(cfg.loss.pl_batch_shrink))
             self._seed(3, local=True)
-            ws = self._mapping(z, c)
-            images = self.G.synthesis(ws, c)["image"]
-            pen, self.pl_mean = path_length_penalty(images, ws, self.pl_mean, cfg.loss.pl_decay)
-            total = total + pen * cfg.loss.pl_weight * cfg.loss.pl_interval
-            stats.add("Loss/G/pl", pen)
+            for rows_, share in self._micro(z.shape[0]):
+                ws = self._mapping(z[rows_], c[rows_])
+                images = self.G.synthesis(ws, c[rows_])["image"]
+                pen, self.pl_mean = path_length_penalty(images, ws, self.pl_mean, cfg.loss.pl_decay)
+                stats.add("Loss/G/pl", pen)
+                yield pen * cfg.loss.pl_weight * cfg.loss.pl_interval * share
         for reg in self.g_regs:
             if s % reg.interval == 0:
                 self._seed(4)
                 z, c = self._global_inputs(self.global_batch)
                 self._seed(4, local=True)
-                terms = reg.fn(self.G, self._mapping(z, c), c)
-                value = sum(terms.values())
-                total = total + value * reg.weight * reg.interval
-                for name, v in terms.items():
-                    stats.add(f"Loss/{reg.name}/{name}", v)
-        self._optimize(self.opt_G, total, stats)
+                for rows_, share in self._micro(z.shape[0]):
+                    terms = reg.fn(self.G, self._mapping(z[rows_], c[rows_]), c[rows_])
+                    for name, v in terms.items():
+                        stats.add(f"Loss/{reg.name}/{name}", v)
+                    yield sum(terms.values()) * reg.weight * reg.interval * share
+
+    def _link_terms(
+        self,
+        z: torch.Tensor,
+        c: torch.Tensor,
+        stats: StatsLog,
+        perturbed: list[tuple[dict[str, torch.Tensor], torch.Tensor]],
+    ) -> torch.Tensor:
+        """The link loss (eqs. 3–6, times the interval), its volumetric term and, with
+        ``feed_d``, G's adversarial loss on the perturbed renders (collected for D)."""
+        cfg = self.cfg
+        ws = self._mapping(z, c)
+        res = link_loss(
+            lambda w, cc: self.G.synthesis(w, cc, noise_mode="const"),
+            ws,
+            self.links,
+            c=c,
+            alpha=cfg.link.alpha,
+            lambda_in=cfg.link.lambda_in,
+            lambda_out=cfg.link.lambda_out,
+            maps=cfg.link.maps,
+            map_scales=getattr(self.G, "map_scales", None),
+            form=cfg.link.form,
+        )
+        total = res.total * cfg.link.interval
+        if cfg.link.volume_weight > 0:
+            vol, vol_terms = volume_link_loss(
+                self.G.sample_mixed,
+                ws,
+                self.links,
+                box_size=self.G.box_size,
+                num_points=cfg.link.volume_points,
+                alpha=cfg.link.alpha,
+                lambda_in=cfg.link.lambda_in,
+                lambda_out=cfg.link.lambda_out,
+            )
+            total = total + vol * cfg.link.volume_weight * cfg.link.interval
+            for name, value in vol_terms.items():
+                stats.add(f"Loss/{name}", value)
+        for name, value in res.terms.items():
+            stats.add(f"Loss/{name}", value)
+        stats.add("Loss/link/total", res.total)
+        if cfg.link.feed_d:
+            # Perturbed images are fakes too (paper §3.2): G must keep them realistic, and
+            # D sees them (detached) in this step's D phase. Not scaled by the interval:
+            # this is adversarial signal on extra samples, not a regularizer.
+            adv = g_nonsaturating_loss(self.D(res.perturbed, res.perturbed_c).float())
+            total = total + adv
+            stats.add("Loss/G/link_adv", adv)
+            detached = {k: v.detach() for k, v in res.perturbed.items()}
+            perturbed.append((detached, res.perturbed_c))
+        return total
 
     def _d_main(self, fakes: dict[str, torch.Tensor], fake_c: torch.Tensor, reals, stats):
         self.G.requires_grad_(False)
@@ -501,22 +547,35 @@ class Trainer:
             fakes = {k: torch.cat([fakes[k], extra[k]]) for k in fakes if k in extra}
             fake_c = torch.cat([fake_c, extra_c])
             self.pending_fakes = None
-        fake_logits = self.D(fakes, fake_c).float()
-        real_logits = self.D({"image": real_img}, real_c).float()
-        loss = d_logistic_loss(real_logits, fake_logits)
-        stats.add("Loss/D/loss", loss)
-        stats.add("Scores/real", real_logits.mean())
-        stats.add("Scores/fake", fake_logits.mean())
-        self._optimize(self.opt_D, loss, stats)
+        micro = self._micro(real_img.shape[0])
+        # Fakes (more than reals when perturbed renders join) split into as many parts.
+        fake_parts = torch.arange(fake_c.shape[0]).tensor_split(len(micro))
+
+        def losses() -> Iterator[torch.Tensor]:
+            for (rows_, share), f in zip(micro, fake_parts, strict=True):
+                fake_logits = self.D({k: v[f] for k, v in fakes.items()}, fake_c[f]).float()
+                real_logits = self.D({"image": real_img[rows_]}, real_c[rows_]).float()
+                # eq. 2 with each mean split over the micro-batches
+                fake_term = F.softplus(fake_logits).mean() * (len(f) / fake_c.shape[0])
+                real_term = F.softplus(-real_logits).mean() * share
+                stats.add("Loss/D/loss", d_logistic_loss(real_logits, fake_logits))
+                stats.add("Scores/real", real_logits.mean())
+                stats.add("Scores/fake", fake_logits.mean())
+                yield fake_term + real_term
+
+        self._optimize(self.opt_D, losses(), stats)
 
     def _d_reg(self, reals, stats: StatsLog) -> None:
         real_img, real_c = reals
-        real_img = real_img.detach().requires_grad_(True)
-        logits = self.D({"image": real_img}, real_c)
-        pen = r1_penalty(logits, [real_img])
-        loss = pen * (self.r1_gamma / 2) * self.cfg.loss.r1_interval
-        stats.add("Loss/D/r1", pen)
-        self._optimize(self.opt_D, loss, stats)
+
+        def losses() -> Iterator[torch.Tensor]:
+            for rows_, share in self._micro(real_img.shape[0]):
+                img = real_img[rows_].detach().requires_grad_(True)
+                pen = r1_penalty(self.D({"image": img}, real_c[rows_]), [img])
+                stats.add("Loss/D/r1", pen)
+                yield pen * (self.r1_gamma / 2) * self.cfg.loss.r1_interval * share
+
+        self._optimize(self.opt_D, losses(), stats)
 
     def _update_ema(self) -> None:
         tc = self.cfg.train

@@ -76,8 +76,35 @@ def median_time(fn, reps: int) -> float:
     return statistics.median(times)
 
 
+def top_ops(fn, k: int = 12) -> list[dict]:
+    """One profiled call of ``fn`` (after a warm-up): the ``k`` operators with the most self
+    CPU time, with their share of the total."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:k]
+    return [
+        {
+            "op": e.key,
+            "self_s": round(e.self_cpu_time_total / 1e6, 4),
+            "share": round(e.self_cpu_time_total / total, 3),
+            "calls": e.count,
+        }
+        for e in ranked
+    ]
+
+
 def measure(
-    overrides: list[str], batch: int, reps: int, skip_d: bool, train_batch: int = 0
+    overrides: list[str],
+    batch: int,
+    reps: int,
+    skip_d: bool,
+    train_batch: int = 0,
+    profile_ops: bool = False,
 ) -> dict:
     config = None
     if overrides and overrides[0] == "--config":
@@ -135,6 +162,8 @@ def measure(
     if not skip_d:
         res["D_fwd_r1_bwd_s"] = round(median_time(d_r1, reps), 3)
     res["density_128_s"] = round(median_time(density_grid, reps), 3)
+    if profile_ops:
+        res["profile_G_fwd_bwd"] = top_ops(g_fwd_bwd)
     return res
 
 
@@ -146,6 +175,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated size names")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--train-batch", type=int, default=0, help="also time a G+D step")
+    parser.add_argument(
+        "--profile", action="store_true", help="also list G fwd+bwd's top operators"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     global DEVICE
@@ -181,7 +213,12 @@ def main() -> None:
             torch.cuda.get_device_name(0) if DEVICE.type == "cuda" else "cpu"
         )
         result[name] = measure(
-            overrides, batch, args.reps, name.startswith("ffhq512"), args.train_batch
+            overrides,
+            batch,
+            args.reps,
+            name.startswith("ffhq512"),
+            args.train_batch,
+            args.profile,
         )
         print(name, result[name], flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -800,9 +800,15 @@ def train_segmenter(
     return {"out": str(out), "classes": list(dataset.part_names), **quality}
 
 
-def open_editor(ckpt_path: str | Path, out: str | Path = "view_out"):
-    """A :class:`linkgan.viewer.Editor` on a model (its EMA generator and its links)."""
+def open_editor(
+    ckpt_path: str | Path, out: str | Path = "view_out", w_file: str | Path | None = None
+):
+    """A :class:`linkgan.viewer.Editor` on a model (its EMA generator and its links),
+    optionally on a w file from inversion instead of seeds."""
     from linkgan.viewer import Editor
 
     G, cfg = load_generator(ckpt_path)
-    return Editor(G, model_links(cfg), Path(out), name=Path(str(ckpt_path)).name)
+    w, w_name = None, ""
+    if w_file is not None:
+        w, _, w_name = latent(G, 0, w_file)
+    return Editor(G, model_links(cfg), Path(out), Path(str(ckpt_path)).name, w, w_name)

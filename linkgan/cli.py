@@ -238,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (loopback by default)")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--out", default="view_out", help="folder for saved turntables")
+    p.add_argument("--w", help="a w file (from `linkgan invert`) to edit instead of seeds")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
 
     p = _sub(
@@ -420,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
             torch.set_num_threads(args.threads)
         from linkgan.viewer import serve
 
-        serve(api.open_editor(args.ckpt, args.out), args.host, args.port)
+        serve(api.open_editor(args.ckpt, args.out, args.w), args.host, args.port)
     elif args.command == "import":
         from linkgan.nvidia_import import import_nvidia
 

@@ -154,8 +154,20 @@ class Editor:
     caller can drop rather than queue); meshes and videos have a lock of their own.
     """
 
-    def __init__(self, G: torch.nn.Module, links: list[Link], out_dir: Path, name: str = ""):
+    def __init__(
+        self,
+        G: torch.nn.Module,
+        links: list[Link],
+        out_dir: Path,
+        name: str = "",
+        w: torch.Tensor | None = None,
+        w_name: str = "",
+    ):
+        """``w`` ``[1, num_ws, w_dim]`` (a w file from inversion) replaces the seed's latent;
+        the seed then only chooses the resamples."""
         self.G = G
+        self.w = w
+        self.w_name = w_name
         self.links = links
         self.out_dir = Path(out_dir)
         self.name = name
@@ -173,6 +185,7 @@ class Editor:
             "is_3d": self.is_3d,
             "views": list(VIEWS_3D if self.is_3d else VIEWS_2D),
             "resolution": int(self.G.img_resolution),
+            "w_file": self.w_name or None,
             "links": [{"name": lk.name, "axes": [int(a) for a in lk.axes]} for lk in self.links],
         }
 
@@ -205,7 +218,7 @@ class Editor:
         axes a fraction t of the way to the mapped w of its resample seed (the seeds of
         ``linkgan edit``, so resample k here is column k + 1 of an edit grid)."""
         c0 = view_cameras(self.G, 1)
-        ws = self._mapped(state.seed, c0)
+        ws = self.w if self.w is not None else self._mapped(state.seed, c0)
         edited = ws
         for index, sample, t in state.edits:
             link = self.links[index]
@@ -292,7 +305,8 @@ class Editor:
 
     def file_stem(self, state: ViewState) -> str:
         edits = "_".join(f"{self.links[i].name}{k}-{t:.2f}" for i, k, t in state.edits if t > 0)
-        return f"seed{state.seed:04d}" + (f"_{edits}" if edits else "")
+        base = self.w_name or f"seed{state.seed:04d}"
+        return base + (f"_{edits}" if edits else "")
 
     def mesh_glb(self, state: ViewState, grid: int = 96) -> bytes:
         """The coloured GLB (world units) of the edited latent, at a ``grid``³ density grid."""

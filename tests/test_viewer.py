@@ -275,3 +275,28 @@ def test_editor_in_headless_chromium(server, tmp_path):
         assert driver.execute_script("return document.getElementById('status').className") == ""
     finally:
         driver.quit()
+
+
+def test_editor_on_a_w_file_keeps_the_latent_and_resamples_by_seed(tmp_path):
+    from link_core.latents import save_w
+
+    G, _ = api.load_generator(MODEL)
+    ws, c, _ = api.latent(G, 9)
+    wfile = save_w(tmp_path / "inverted.safetensors", ws, c)
+    editor = api.open_editor(MODEL, tmp_path / "out", wfile)
+    assert editor.info()["w_file"] == "inverted"
+    links = editor.links
+    plain = [editor.frame(parse_state({"seed": str(s), "size": "32"}, links, True)) for s in (1, 2)]
+    assert np.array_equal(plain[0], plain[1])  # the seed no longer picks the latent
+    seed9 = api.open_editor(MODEL, tmp_path / "out").frame(
+        parse_state({"seed": "9", "size": "32"}, links, True)
+    )
+    assert np.array_equal(plain[0], seed9)  # the file holds seed 9's w
+    edits = [
+        editor.frame(parse_state({"seed": str(s), "size": "32", "edits": "nose:0:1"}, links, True))
+        for s in (1, 2)
+    ]
+    assert not np.array_equal(edits[0], edits[1])  # ... but the resamples
+    assert editor.file_stem(parse_state({"edits": "nose:0:1"}, links, True)) == (
+        "inverted_nose0-1.00"
+    )

@@ -235,7 +235,10 @@ async function start() {
   viewer.info = await response.json();
   $("model").textContent =
     `${viewer.info.name} · ${viewer.info.backbone} · ${viewer.info.resolution}² · ` +
-    `${viewer.info.links.length} link(s)`;
+    `${viewer.info.links.length} link(s)` + (viewer.info.w_file ? ` · ${viewer.info.w_file}` : "");
+  if (viewer.info.w_file) {        // the latent is the file's: the seed picks the resamples
+    $("seed").previousSibling.textContent = "resample seed ";
+  }
   buildViews();
   buildLinks();
   bindOrbit();

@@ -78,11 +78,8 @@ def average_gradients(params: Iterable[torch.nn.Parameter], info: DistInfo) -> N
     )
     dist.all_reduce(flat)
     flat /= info.world
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.grad = flat[offset : offset + n].view_as(p).clone()
-        offset += n
+    for p, g in zip(params, flat.split([p.numel() for p in params]), strict=True):
+        p.grad = g.view_as(p)  # views of one buffer: no copies
 
 
 def average_buffers(module: torch.nn.Module, info: DistInfo) -> None:

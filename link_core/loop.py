@@ -49,7 +49,6 @@ from link_core.images import save_image_grid
 from link_core.interface import seeds_to_z
 from link_core.link import Link, link_loss, volume_link_loss
 from link_core.losses import (
-    d_logistic_loss,
     g_nonsaturating_loss,
     path_length_penalty,
     r1_penalty,
@@ -206,7 +205,7 @@ class Trainer:
             torch.set_num_threads(cfg.train.num_threads)
         self.G = G.to(self.device).train()
         self.D = D.to(self.device).train()
-        tc = cfg.train
+        tc, lc = cfg.train, cfg.loss
         if tc.checkpoint_render or tc.ray_chunk:
             if not hasattr(G, "checkpoint_render"):
                 raise ConfigError(
@@ -223,7 +222,6 @@ class Trainer:
         if len(dataset) == 0:
             raise UserError("data set is empty")
 
-        tc, lc = cfg.train, cfg.loss
         if tc.batch % self.dist.world:
             raise ConfigError(
                 f"train.batch: {tc.batch} images do not split over {self.dist.world} processes"
@@ -555,13 +553,13 @@ class Trainer:
             for (rows_, share), f in zip(micro, fake_parts, strict=True):
                 fake_logits = self.D({k: v[f] for k, v in fakes.items()}, fake_c[f]).float()
                 real_logits = self.D({"image": real_img[rows_]}, real_c[rows_]).float()
-                # eq. 2 with each mean split over the micro-batches
-                fake_term = F.softplus(fake_logits).mean() * (len(f) / fake_c.shape[0])
-                real_term = F.softplus(-real_logits).mean() * share
-                stats.add("Loss/D/loss", d_logistic_loss(real_logits, fake_logits))
+                # eq. 2 (d_logistic_loss) with each of its two means split over micro-batches
+                fake_mean = F.softplus(fake_logits).mean()
+                real_mean = F.softplus(-real_logits).mean()
+                stats.add("Loss/D/loss", fake_mean + real_mean)
                 stats.add("Scores/real", real_logits.mean())
                 stats.add("Scores/fake", fake_logits.mean())
-                yield fake_term + real_term
+                yield fake_mean * (len(f) / fake_c.shape[0]) + real_mean * share
 
         self._optimize(self.opt_D, losses(), stats)
 

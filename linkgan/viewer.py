@@ -54,6 +54,8 @@ from render.shading import shade
 STATIC_DIR = Path(__file__).parent / "static" / "viewer"
 VIEWS_2D = ("image", "heat")
 VIEWS_3D = ("image", "depth", "geometry", "heat", "depth_heat")
+NEEDS_ORIGINAL = ("heat", "depth", "depth_heat")
+"""Views that compare the edit with the original (the others render the edit alone)."""
 MAX_SEED = 2**31 - 1
 MAX_SAMPLE = 9999
 HEAT_MAX = 0.25
@@ -175,7 +177,7 @@ class Editor:
         self.spec = getattr(G, "camera", None) if self.is_3d else None
         self.frame_lock = threading.Lock()
         self.job_lock = threading.Lock()
-        self._cache: dict[tuple[int, ...], torch.Tensor] = {}
+        self._cache: dict[int, torch.Tensor] = {}
 
     def info(self) -> dict[str, Any]:
         """What the page needs to build its controls."""
@@ -193,13 +195,12 @@ class Editor:
 
     def _mapped(self, seed: int, c: torch.Tensor) -> torch.Tensor:
         """``[1, num_ws, w_dim]`` of a seed (a small cache: the page asks again and again)."""
-        key = (seed, *c.flatten().tolist()) if self.G.c_dim and not self.is_3d else (seed,)
-        ws = self._cache.get(key)
+        ws = self._cache.get(seed)  # c is always the still view: the seed is the key
         if ws is None:
             if len(self._cache) > 256:
                 self._cache.clear()
             ws = self.G.mapping(seeds_to_z([seed], self.G.z_dim), c)
-            self._cache[key] = ws
+            self._cache[seed] = ws
         return ws
 
     def camera(self, state: ViewState) -> torch.Tensor:
@@ -231,16 +232,19 @@ class Editor:
 
     @torch.no_grad()
     def render(self, state: ViewState) -> dict[str, Any]:
-        """Outputs of the original (row 0) and the edited latent (row 1) from the state's
-        camera, the camera, and the focus link's region ``[h, w]`` (or None)."""
+        """Outputs from the state's camera — the edited latent in the last row, the
+        original in row 0 before it only for the views that compare with it (change maps,
+        depth in the original's range) — the camera, and the focus link's region
+        ``[h, w]`` (or None)."""
         ws, edited = self.latents(state)
-        c = self.camera(state).expand(2, -1)
+        rows = torch.cat([ws, edited]) if state.view in NEEDS_ORIGINAL else edited
+        c = self.camera(state).expand(rows.shape[0], -1)
         kwargs = {"render_resolution": state.res} if state.res else {}
-        out = self.G.synthesis(torch.cat([ws, edited]), c, noise_mode="const", **kwargs)
+        out = self.G.synthesis(rows, c, noise_mode="const", **kwargs)
         region = None
         if state.focus is not None:
-            edit_only = {k: v[1:] for k, v in out.items()}
-            region = self.links[state.focus].region(edit_only, c[1:])[0, 0].float().numpy()
+            edit_only = {k: v[-1:] for k, v in out.items()}
+            region = self.links[state.focus].region(edit_only, c[-1:])[0, 0].float().numpy()
         return {"outputs": out, "c": c, "region": region}
 
     def frame(self, state: ViewState) -> np.ndarray:
@@ -250,7 +254,7 @@ class Editor:
         if state.view == "image":
             raw = out.get("image_raw")
             fine = raw is not None and raw.shape[-1] > out["image"].shape[-1]
-            tile = to_uint8((raw if fine else out["image"])[1:])[0]
+            tile = to_uint8((raw if fine else out["image"])[-1:])[0]
         elif state.view == "heat":
             diff = difference_map(out["image"][1:], out["image"][:1])[0]
             tile = colorize(diff.numpy(), HEAT_MAX)
@@ -259,8 +263,8 @@ class Editor:
             if state.view == "depth":
                 tile = self._depth_tile(out)
             elif state.view == "geometry":
-                edited_alpha = None if alpha is None else alpha[1:]
-                tile = shade(out["image_depth"][1:], c[1:], edited_alpha)[0]
+                edited_alpha = None if alpha is None else alpha[-1:]
+                tile = shade(out["image_depth"][-1:], c[-1:], edited_alpha)[0]
             else:  # depth_heat, in units of the box
                 change = (out["image_depth"][1:] - out["image_depth"][:1]).abs()[0, 0]
                 tile = colorize(change.numpy(), 0.1 * self.G.box_size)

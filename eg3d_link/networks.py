@@ -49,18 +49,21 @@ def scheduled_render_resolution(opts: EG3DOptions, kimg: float) -> int:
     return int(round(res / 2)) * 2
 
 
-def sample_triplanes(planes: torch.Tensor, points: torch.Tensor, box_size: float) -> torch.Tensor:
+def sample_triplanes(
+    planes: torch.Tensor, points: torch.Tensor, box_size: float, axes: str = "xy-xz-zy"
+) -> torch.Tensor:
     """Bilinear features of ``points [B, P, 3]`` from ``planes [B, 3, C, H, W]``: ``[B, P, C]``.
 
-    The planes are xy, xz and zy (EG3D §4.1); each point is projected onto the three,
-    sampled (zeros outside the box) and the three features are averaged.
+    Each point is projected onto the three planes, sampled (zeros outside the box) and the
+    three features are averaged (EG3D §4.1). ``axes`` names each plane's (width, height)
+    coordinates: xy, xz and zy (the paper), or zx for the third plane (NVlabs' release; see
+    :data:`eg3d_link.options.PLANE_AXES`).
     """
     B, _, C, H, W = planes.shape
     coords = points * (2.0 / box_size)  # the box spans grid_sample's [-1, 1]
     x, y, z = coords.unbind(-1)
-    grid = torch.stack(
-        [torch.stack([x, y], -1), torch.stack([x, z], -1), torch.stack([z, y], -1)], 1
-    )  # [B, 3, P, 2]
+    third = torch.stack([z, y], -1) if axes == "xy-xz-zy" else torch.stack([z, x], -1)
+    grid = torch.stack([torch.stack([x, y], -1), torch.stack([x, z], -1), third], 1)  # [B, 3, P, 2]
     feats = F.grid_sample(
         planes.reshape(B * 3, C, H, W),
         grid.reshape(B * 3, 1, -1, 2).to(planes.dtype),
@@ -103,6 +106,8 @@ class SuperResolution(nn.Module):
     The RGB skip path starts from the first 3 feature channels (the raw image), so at
     initialization the output is close to an upsampled ``image_raw``. Every block is
     modulated by the last w (as in EG3D), so SR does not add rows to ws.
+    ``blocks``: ``[(channels, up), ...]`` per block (up 2 or 1); default log2(factor)
+    upsampling blocks of ``channels``.
     """
 
     def __init__(
@@ -113,16 +118,20 @@ class SuperResolution(nn.Module):
         in_resolution: int,
         factor: int,
         use_noise: bool = True,
+        blocks: Sequence[Sequence[int]] = (),
     ) -> None:
         super().__init__()
         self.in_resolution, self.factor = in_resolution, factor
-        blocks = []
+        layout = [tuple(b) for b in blocks] or [(channels, 2)] * int(math.log2(factor))
+        if math.prod(up for _, up in layout) != factor:
+            raise ValueError(f"super-resolution blocks {layout} do not give factor {factor}")
+        modules = []
         in_ch, res = feature_channels, in_resolution
-        for _ in range(int(math.log2(factor))):
-            res *= 2
-            blocks.append(SynthesisBlock(in_ch, channels, w_dim, res, 3, use_noise=use_noise))
-            in_ch = channels
-        self.blocks = nn.ModuleList(blocks)
+        for out_ch, up in layout:
+            res *= up
+            modules.append(SynthesisBlock(in_ch, out_ch, w_dim, res, 3, use_noise=use_noise, up=up))
+            in_ch = out_ch
+        self.blocks = nn.ModuleList(modules)
 
     def forward(
         self, features: torch.Tensor, ws: torch.Tensor, noise_mode: str = "random"
@@ -198,7 +207,13 @@ class TriplaneGenerator(nn.Module):
         sr_in = img_resolution // opts.sr_factor
         self.superres = (
             SuperResolution(
-                opts.feature_channels, opts.sr_channels, w_dim, sr_in, opts.sr_factor, use_noise
+                opts.feature_channels,
+                opts.sr_channels,
+                w_dim,
+                sr_in,
+                opts.sr_factor,
+                use_noise and opts.sr_noise,
+                opts.sr_blocks,
             )
             if opts.sr_factor > 1
             else None
@@ -252,7 +267,9 @@ class TriplaneGenerator(nn.Module):
 
     def field(self, planes: torch.Tensor, points: torch.Tensor):
         """``points [B, P, 3]`` -> (raw σ ``[B, P, 1]``, features ``[B, P, F]`` in [0, 1])."""
-        return self.decoder(sample_triplanes(planes, points, self.opts.box_size))
+        return self.decoder(
+            sample_triplanes(planes, points, self.opts.box_size, self.opts.plane_axes)
+        )
 
     def sample_mixed(
         self,

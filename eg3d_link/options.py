@@ -15,6 +15,10 @@ from link_core.config import dataclass_from_dict
 from link_core.errors import ConfigError
 
 SR_FACTORS = (1, 2, 4, 8)
+PLANE_AXES = ("xy-xz-zy", "xy-xz-zx")
+"""Which two coordinates each tri-plane is indexed by. ``xy-xz-zy`` is the paper's (§4.1);
+``xy-xz-zx`` is what NVlabs' released code computes for its third plane (its projection
+matrices are inverted before use), so imported EG3D checkpoints need it."""
 
 
 @dataclass
@@ -38,6 +42,15 @@ class EG3DOptions:
     ``model.resolution / sr_factor``. 0: ``model.resolution / render_resolution``."""
     sr_channels: int = 64
     """Channels of the super-resolution blocks."""
+    sr_blocks: list[list[int]] = field(default_factory=list)
+    """Explicit super-resolution layout: ``[[channels, up], ...]`` per StyleGAN2 block
+    (``up`` 2 doubles the size, 1 keeps it; the ups multiply to ``sr_factor``). Empty:
+    log2(sr_factor) upsampling blocks of ``sr_channels``. NVlabs' 8XDC module is
+    ``[[256, 2], [128, 2]]`` on a 128² input; their 2X/4X modules start with a keep-size block."""
+    sr_noise: bool = True
+    """Noise inputs in the super-resolution blocks (NVlabs' EG3D runs SR without noise)."""
+    plane_axes: str = "xy-xz-zy"
+    """Tri-plane coordinate layout (:data:`PLANE_AXES`)."""
     ray_start: float = 2.25
     ray_end: float = 3.3
     box_size: float = 1.0
@@ -74,10 +87,36 @@ class EG3DOptions:
         return CameraSpec(self.camera_radius, self.camera_fov_deg, tuple(self.camera_pivot))
 
 
+def _sr_layout(opts: EG3DOptions, w: str) -> None:
+    """Check ``sr_blocks`` and derive ``sr_factor`` from it."""
+    factor = 1
+    for i, block in enumerate(opts.sr_blocks):
+        if (
+            not isinstance(block, (list, tuple))
+            or len(block) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in block)
+            or block[0] <= 0
+            or block[1] not in (1, 2)
+        ):
+            raise ConfigError(
+                f"{w}.sr_blocks[{i}]: expected [channels > 0, up 1 or 2], got {block}"
+            )
+        factor *= block[1]
+    if opts.sr_factor not in (0, factor):
+        raise ConfigError(
+            f"{w}.sr_factor: {opts.sr_factor} disagrees with sr_blocks, whose ups give {factor}"
+        )
+    opts.sr_factor = factor
+
+
 def parse_options(extra: dict[str, Any], resolution: int) -> EG3DOptions:
     """Typed options from ``model.extra`` with value checks (ConfigError naming the key)."""
     opts = dataclass_from_dict(EG3DOptions, extra or {}, "model.extra")
     w = "model.extra"
+    if opts.plane_axes not in PLANE_AXES:
+        raise ConfigError(f"{w}.plane_axes: expected one of {PLANE_AXES}, got {opts.plane_axes!r}")
+    if opts.sr_blocks:
+        _sr_layout(opts, w)
     if opts.sr_factor == 0:
         if resolution % opts.render_resolution:
             raise ConfigError(

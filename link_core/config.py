@@ -162,12 +162,26 @@ class TrainConfig:
     share of ``batch`` in micro-batches of this many; 0: all at once."""
     mixed_precision: str = "off"
     """``bf16``: forward passes under autocast in bfloat16 (fp32's range, so no clamping or
-    loss scaling; losses and optimizer in fp32). Meant for GPUs; works on CPU too."""
+    loss scaling; losses and optimizer in fp32). ``fp16``: autocast in float16 with
+    StyleGAN2-ADA's remedy for its small range: every convolution's output is clamped to
+    ±256 while it is float16 (no loss scaling, weights and Adam in fp32). Meant for GPUs;
+    both work on CPU too."""
+    compile: str = "off"
+    """``torch.compile`` the generator's synthesis and the discriminator for the main and
+    link phases with this mode (``default``, ``reduce-overhead``, ``max-autotune``; ``off``).
+    R1 and path length need double backward, which compiled graphs do not support: those
+    phases run the same modules eagerly. The first steps compile (minutes); for GPUs."""
+    channels_last: bool = False
+    """Keep G's and D's 4-D weights and the real images in channels-last memory format (what
+    tensor cores prefer; same results)."""
     checkpoint_render: bool = False
     """EG3D: recompute the volume renderer's activations in backward, chunk by chunk, instead
     of keeping them (the largest activations of a step; costs one more renderer forward)."""
     ray_chunk: int = 0
     """EG3D: rays per renderer chunk over the batch (0: automatic)."""
+
+
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 @dataclass
@@ -381,9 +395,13 @@ def validate_config(cfg: Config) -> None:
         )
     if cfg.link.form not in ("absolute", "relative"):
         raise ConfigError(f"link.form: expected absolute or relative, got {cfg.link.form!r}")
-    if cfg.train.mixed_precision not in ("off", "bf16"):
+    if cfg.train.mixed_precision not in ("off", "bf16", "fp16"):
         raise ConfigError(
-            f"train.mixed_precision: expected off or bf16, got {cfg.train.mixed_precision!r}"
+            f"train.mixed_precision: expected off, bf16 or fp16, got {cfg.train.mixed_precision!r}"
+        )
+    if cfg.train.compile not in COMPILE_MODES:
+        raise ConfigError(
+            f"train.compile: expected one of {', '.join(COMPILE_MODES)}, got {cfg.train.compile!r}"
         )
     if cfg.train.batch_gpu < 0:
         raise ConfigError(f"train.batch_gpu: must be >= 0, got {cfg.train.batch_gpu}")

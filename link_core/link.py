@@ -414,7 +414,9 @@ def link_loss(
     if missing:
         raise KeyError(f"link loss map '{missing[0]}' not in generator outputs {sorted(out)}")
 
-    chunks = {name: out[name].chunk(2 * k + 1) for name in out}
+    # The loss in fp32 whatever the forward's autocast dtype: in fp16, the clamps that keep
+    # empty masks from dividing by zero (1e-8) would underflow to 0.
+    chunks = {name: out[name].float().chunk(2 * k + 1) for name in out}
     original = {name: parts[0] for name, parts in chunks.items()}
     terms: dict[str, torch.Tensor] = {}
     masks: dict[str, torch.Tensor] = {}

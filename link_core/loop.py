@@ -212,7 +212,17 @@ class Trainer:
                     "train.checkpoint_render / ray_chunk: this backbone has no volume renderer"
                 )
             G.checkpoint_render, G.ray_chunk = tc.checkpoint_render, tc.ray_chunk
+        if tc.channels_last:
+            G.to(memory_format=torch.channels_last)
+            D.to(memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(G).eval().requires_grad_(False)
+        # What the main and link phases call: compiled when asked (after the EMA copy, so
+        # G_ema and checkpoints see plain modules); R1 and path length call G and D eagerly.
+        self.synthesis: Callable[..., dict[str, torch.Tensor]] = G.synthesis
+        self.disc: Callable[..., torch.Tensor] = D
+        if tc.compile != "off":
+            self.synthesis = torch.compile(G.synthesis, mode=tc.compile)
+            self.disc = torch.compile(D, mode=tc.compile)
         self.dataset = dataset
         self.links = list(links) if cfg.link.enabled else []
         # Links to watch during training (also when the loss is off: the comparison run).
@@ -424,8 +434,8 @@ class Trainer:
 
         def losses() -> Iterator[torch.Tensor]:
             for rows_, share in self._micro(z.shape[0]):
-                out = self.G.synthesis(self._mapping(z[rows_], c[rows_]), c[rows_])
-                loss = g_nonsaturating_loss(self.D(out, c[rows_]).float())
+                out = self.synthesis(self._mapping(z[rows_], c[rows_]), c[rows_])
+                loss = g_nonsaturating_loss(self.disc(out, c[rows_]).float())
                 stats.add("Loss/G/adv", loss)
                 fakes.append({k: v.detach() for k, v in out.items()})
                 yield loss * share
@@ -496,7 +506,7 @@ class Trainer:
         cfg = self.cfg
         ws = self._mapping(z, c)
         res = link_loss(
-            lambda w, cc: self.G.synthesis(w, cc, noise_mode="const"),
+            lambda w, cc: self.synthesis(w, cc, noise_mode="const"),
             ws,
             self.links,
             c=c,
@@ -529,7 +539,7 @@ class Trainer:
             # Perturbed images are fakes too (paper §3.2): G must keep them realistic, and
             # D sees them (detached) in this step's D phase. Not scaled by the interval:
             # this is adversarial signal on extra samples, not a regularizer.
-            adv = g_nonsaturating_loss(self.D(res.perturbed, res.perturbed_c).float())
+            adv = g_nonsaturating_loss(self.disc(res.perturbed, res.perturbed_c).float())
             total = total + adv
             stats.add("Loss/G/link_adv", adv)
             detached = {k: v.detach() for k, v in res.perturbed.items()}
@@ -551,8 +561,8 @@ class Trainer:
 
         def losses() -> Iterator[torch.Tensor]:
             for (rows_, share), f in zip(micro, fake_parts, strict=True):
-                fake_logits = self.D({k: v[f] for k, v in fakes.items()}, fake_c[f]).float()
-                real_logits = self.D({"image": real_img[rows_]}, real_c[rows_]).float()
+                fake_logits = self.disc({k: v[f] for k, v in fakes.items()}, fake_c[f]).float()
+                real_logits = self.disc({"image": real_img[rows_]}, real_c[rows_]).float()
                 # eq. 2 (d_logistic_loss) with each of its two means split over micro-batches
                 fake_mean = F.softplus(fake_logits).mean()
                 real_mean = F.softplus(-real_logits).mean()
@@ -630,8 +640,9 @@ class Trainer:
         return max(world, self.global_batch // shrink // world * world)
 
     def train_step(self, stats: StatsLog) -> None:
-        bf16 = self.cfg.train.mixed_precision == "bf16"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+        mp = self.cfg.train.mixed_precision
+        dtype = torch.float16 if mp == "fp16" else torch.bfloat16
+        with torch.autocast(self.device.type, dtype=dtype, enabled=mp != "off"):
             self._train_step(stats)
 
     def _train_step(self, stats: StatsLog) -> None:
@@ -639,6 +650,8 @@ class Trainer:
         self.update_schedules()
         idx = rows(torch.randint(len(self.dataset), (self.global_batch,)), self.dist)
         reals = _collate(self.dataset, idx, self.device)
+        if self.cfg.train.channels_last:
+            reals = (reals[0].contiguous(memory_format=torch.channels_last), reals[1])
         fakes, fake_c = self._g_main(stats)
         if self._g_reg_due():
             self._g_reg(stats)

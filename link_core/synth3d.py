@@ -51,6 +51,7 @@ from link_core.cameras import (
     orbit_labels,
     sample_poses,
     split_labels,
+    unproject_depth,
 )
 from link_core.data import LinkDataset, write_dataset_zip
 from link_core.errors import DataError
@@ -835,3 +836,62 @@ def synthesize(
             finally:
                 for future in wrapped.pending.values():
                     future.cancel()
+
+
+PART_GROUPS: dict[str, tuple[str, ...]] = {"eyes": ("left_eye", "right_eye")}
+"""Names a link may use for several parts together."""
+
+
+def parts_named(name: str, kind: str = "heads") -> tuple[str, ...] | None:
+    """The parts a link name stands for (a part's own name or a :data:`PART_GROUPS` name);
+    None when it names none."""
+    if name in PART_GROUPS and kind == "heads":
+        return PART_GROUPS[name]
+    return (name,) if name in KINDS[kind] else None
+
+
+def box_part_stats(
+    box: Sequence[float],
+    parts: Sequence[str],
+    kind: str = "heads",
+    num: int = 128,
+    resolution: int = 32,
+    seed: int = 0,
+    yaw_std_deg: float = 25.0,
+) -> dict[str, Any]:
+    """How well a ``box3d`` region ``(x0, y0, z0, x1, y1, z1)`` fits named parts of the
+    synthetic objects, measured the way the link sees it: ``num`` views from a frontal cone
+    (yaw σ ``yaw_std_deg``), the surface point of each pixel from the true depth, the mask
+    where it lies in the box.
+
+    Returns ``coverage`` (share of the parts' pixels inside the mask), ``foreign`` (share of
+    the mask's pixels on another named part, i.e. not the parts and not the base surface:
+    ``head`` for heads, ``ground`` for scenes), ``pixels`` (mask pixels per view) and
+    ``composition`` (share of the mask per part).
+    """
+    _check_kind(kind)
+    names = HEAD_PARTS if kind == "heads" else SCENE_PARTS
+    unknown = [p for p in parts if p not in names]
+    if unknown:
+        raise ValueError(f"unknown {kind} part {unknown[0]!r} (known: {', '.join(names)})")
+    g = torch.Generator().manual_seed(seed)
+    c = sample_poses(num, "frontal", SYNTH_CAMERA, generator=g, yaw_std_deg=yaw_std_deg)
+    views = render_views(kind, seed, list(range(num)), c, resolution)
+    hit = torch.isfinite(views["depth"][:, 0])
+    depth = torch.where(hit[:, None], views["depth"], torch.full_like(views["depth"], 1e3))
+    points = unproject_depth(c, depth)  # [B, h, w, 3]
+    lo, hi = torch.tensor(box[:3]), torch.tensor(box[3:])
+    inside = ((points >= lo) & (points <= hi)).all(-1) & hit
+    part_id = views["mask"][:, 0].long()
+    ids = [names.index(p) for p in parts]
+    own = torch.isin(part_id, torch.tensor(ids))
+    base = names.index("head" if kind == "heads" else "ground")
+    mass = max(int(inside.sum()), 1)
+    return {
+        "coverage": float((inside & own).sum()) / max(int(own.sum()), 1),
+        "foreign": float((inside & ~own & (part_id != base)).sum()) / mass,
+        "pixels": float(inside.sum()) / num,
+        "composition": {
+            n: float((inside & (part_id == i)).sum()) / mass for i, n in enumerate(names)
+        },
+    }

@@ -678,11 +678,15 @@ def invert(
     camera: str | Path | None = None,
     settings: Any = None,
     progress: bool = True,
+    lpips_vgg: str | Path | None = None,
+    lpips_lin: str | Path | None = None,
 ) -> dict[str, Any]:
     """Project a real image into the model (``link_core.inversion``) and write ``out/``:
     ``w.safetensors`` (w, camera, noise maps: use with ``--w``), ``reconstruction.png``
     (target | reconstruction), ``progress.mp4``, ``losses.json`` and, after pivotal tuning,
-    ``model.safetensors`` (the tuned G: use it as ``--ckpt`` with that w)."""
+    ``model.safetensors`` (the tuned G: use it as ``--ckpt`` with that w).
+    ``lpips_vgg`` (and ``lpips_lin``): local VGG16 (and LPIPS) weights; adds LPIPS to the
+    image loss (:mod:`link_core.lpips`)."""
     import shutil
     import tempfile
 
@@ -701,6 +705,13 @@ def invert(
     s = settings or InversionSettings()
     if s.steps < 1 or s.tune_steps < 0:
         raise UserError(f"--steps: must be >= 1, got {s.steps}")
+    perceptual = None
+    if lpips_vgg is not None:
+        from link_core.lpips import load_lpips
+
+        perceptual = load_lpips(lpips_vgg, lpips_lin)
+    elif lpips_lin is not None:
+        raise UserError("--lpips-lin: needs --lpips-vgg (the VGG16 weights) too")
     G, cfg = load_generator(ckpt_path)
     target = read_target_image(image, G.img_resolution)
     c = read_camera(camera, G.c_dim) if camera else view_cameras(G, 1)
@@ -723,7 +734,13 @@ def invert(
 
         with FrameSink(tmp / "progress.mp4", fps=12) as sink:
             result = run_inversion(
-                G, target, c, s, snapshot=lambda i, x: sink.write(side_by_side(x)), progress=on_step
+                G,
+                target,
+                c,
+                s,
+                perceptual,
+                snapshot=lambda i, x: sink.write(side_by_side(x)),
+                progress=on_step,
             )
         bar.close()
         save_w(tmp / "w.safetensors", result.ws, c, result.noise)

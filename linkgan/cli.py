@@ -211,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tune-steps", type=int, default=0, help="pivotal tuning of G afterwards (0: off)"
     )
+    p.add_argument(
+        "--lpips-vgg", help="local VGG16 weights (torchvision state dict) to add LPIPS to the loss"
+    )
+    p.add_argument("--lpips-lin", help="LPIPS's learned channel weights (lpips' vgg.pth)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p = _sub(
@@ -244,8 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(
         subs,
         "import",
-        "Convert an NVIDIA StyleGAN2-ADA network-snapshot.pkl to a safetensors base model "
-        "without running anything from the pickle.",
+        "Convert an NVIDIA StyleGAN2-ADA or EG3D network-snapshot.pkl to a safetensors base "
+        "model without running anything from the pickle.",
         "linkgan import --pkl network-snapshot.pkl --out ffhq256.safetensors",
     )
     p.add_argument("--pkl", required=True, help="NVIDIA snapshot (G, D, G_ema)")
@@ -404,7 +408,14 @@ def run(args: argparse.Namespace) -> int:
             tune_steps=args.tune_steps,
         )
         summary = api.invert(
-            args.ckpt, args.image, args.out, args.camera, settings, not args.no_progress
+            args.ckpt,
+            args.image,
+            args.out,
+            args.camera,
+            settings,
+            not args.no_progress,
+            lpips_vgg=args.lpips_vgg,
+            lpips_lin=args.lpips_lin,
         )
         print(json.dumps(summary, indent=2))
     elif args.command == "train-segmenter":

@@ -1,4 +1,4 @@
-"""``linkgan import``: an NVIDIA StyleGAN2-ADA snapshot -> our safetensors base model.
+"""``linkgan import``: an NVIDIA StyleGAN2-ADA or EG3D snapshot -> our safetensors base model.
 
 The pickle is read by :mod:`link_core.safe_pickle` (nothing in it runs); the architecture
 is read off the tensors' shapes (the persistence records' constructor arguments fill in
@@ -7,6 +7,13 @@ the same shape, and every NVIDIA tensor must be used (or be a known constant suc
 resampling filter), else the import stops and names the tensor. The result is a file like
 ``linkgan publish`` writes (EMA G + D, config, card), usable as ``--ckpt`` and as
 ``train.init`` for fine-tuning with links (the paper's recipe).
+
+EG3D (``TriPlaneGenerator``): the backbone, decoder, super-resolution and dual
+discriminator map tensor for tensor; the rendering settings come from the record's
+``rendering_kwargs`` and the architecture options that make our network compute what
+NVlabs' computes are set (``plane_axes: xy-xz-zx``, ``sr_blocks`` from the SR block
+classes, SR without noise, no density clamp at the box). What still differs is written on
+the card (``differences``): sampling and compositing details of the renderer.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from typing import Any
 
 import torch
 
+from eg3d_link import nvidia_names as eg3d_names
 from link_core import checkpoint as ckpt
 from link_core.config import config_from_dict, config_to_dict
 from link_core.errors import CheckpointError, UserError
@@ -27,18 +35,25 @@ from stylegan_link import nvidia_names as names
 
 NameFn = Callable[[str], str | None]
 
+EG3D_DIFFERENCES = (
+    "renderer: density is averaged after softplus (NVlabs: before), importance samples come "
+    "from the unsmoothed coarse weights (NVlabs: max/avg-pooled + 0.01), rays that miss "
+    "report ray_end as depth (NVlabs: clamped composite); discriminator: image_raw is "
+    "upsampled bilinearly (NVlabs: FIR filter); conv_clamp is not applied"
+)
+
 
 def _kind(record: Record, where: str) -> str:
     name = record.class_name
     if "stylegan3" in name or "networks_stylegan3" in name:
         raise CheckpointError(f"{where}: StyleGAN3 networks ({name}) are not supported")
     if name.endswith("TriPlaneGenerator"):
-        raise CheckpointError(
-            f"{where}: EG3D import is not implemented yet (StyleGAN2-ADA only so far)"
-        )
+        return "eg3d"
     if name.endswith(".Generator") or name == "Generator":
         return "stylegan2"
-    raise CheckpointError(f"{where}: G is a {name!r}, not a StyleGAN2-ADA Generator")
+    raise CheckpointError(
+        f"{where}: G is a {name!r}, not a StyleGAN2-ADA Generator or EG3D TriPlaneGenerator"
+    )
 
 
 def _resolutions(keys: list[str], pattern: str) -> list[int]:
@@ -59,10 +74,9 @@ def _channel_schedule(channels: dict[int, int], where: str) -> tuple[int, int]:
     return base, cmax
 
 
-def stylegan2_model(
-    g: dict[str, torch.Tensor], d: dict[str, torch.Tensor] | None, kwargs: dict, where: str
-) -> dict[str, Any]:
-    """Our ``model`` config section for an NVIDIA StyleGAN2-ADA G (and D) from its tensors."""
+def _synthesis_model(g: dict[str, torch.Tensor], kwargs: dict, where: str) -> dict[str, Any]:
+    """Mapping and synthesis settings of a StyleGAN2-ADA G (its tensors without prefix),
+    plus ``img_channels`` (the last ToRGB's outputs)."""
     try:
         w_dim, fc0_in = g["mapping.fc0.weight"].shape
     except KeyError:
@@ -72,15 +86,11 @@ def stylegan2_model(
     res = _resolutions(keys, r"synthesis\.b(\d+)\.")
     if not res:
         raise CheckpointError(f"{where}: G has no synthesis blocks")
-    rgb = g[f"synthesis.b{res[-1]}.torgb.weight"].shape[0]
-    if rgb != 3:
-        raise CheckpointError(f"{where}: {rgb}-channel images (only RGB is supported)")
     base, cmax = _channel_schedule(
         {r: int(g[f"synthesis.b{r}.conv1.weight"].shape[0]) for r in res}, f"{where} (G)"
     )
     mapping_kwargs = kwargs.get("mapping_kwargs") or {}
-    model: dict[str, Any] = {
-        "backbone": "stylegan2",
+    return {
         "resolution": res[-1],
         "z_dim": int(fc0_in) - (int(w_dim) if c_dim else 0),
         "w_dim": int(w_dim),
@@ -90,13 +100,143 @@ def stylegan2_model(
         "channel_base": base,
         "channel_max": cmax,
         "use_noise": any(k.endswith("noise_strength") for k in keys),
+        "img_channels": int(g[f"synthesis.b{res[-1]}.torgb.weight"].shape[0]),
     }
+
+
+def _d_channels(d: dict[str, torch.Tensor], where: str) -> dict[str, int]:
+    d_res = _resolutions(list(d), r"b(\d+)\.conv0\.")
+    chans = {r: int(d[f"b{r}.conv0.weight"].shape[0]) for r in d_res}
+    chans[4] = int(d["b4.conv.weight"].shape[0])
+    base, cmax = _channel_schedule(chans, f"{where} (D)")
+    return {"d_channel_base": base, "d_channel_max": cmax}
+
+
+def stylegan2_model(
+    g: dict[str, torch.Tensor], d: dict[str, torch.Tensor] | None, kwargs: dict, where: str
+) -> dict[str, Any]:
+    """Our ``model`` config section for an NVIDIA StyleGAN2-ADA G (and D) from its tensors."""
+    model = _synthesis_model(g, kwargs, where)
+    rgb = model.pop("img_channels")
+    if rgb != 3:
+        raise CheckpointError(f"{where}: {rgb}-channel images (only RGB is supported)")
+    model = {"backbone": "stylegan2", **model}
     if d:
-        d_res = _resolutions(list(d), r"b(\d+)\.conv0\.")
-        chans = {r: int(d[f"b{r}.conv0.weight"].shape[0]) for r in d_res}
-        chans[4] = int(d["b4.conv.weight"].shape[0])
-        model["d_channel_base"], model["d_channel_max"] = _channel_schedule(chans, f"{where} (D)")
+        model.update(_d_channels(d, where))
     return model
+
+
+def _child(record: Record, path: str) -> Record | None:
+    for name in path.split("."):
+        child = (record.state.get("_modules") or {}).get(name)
+        if not isinstance(child, Record):
+            return None
+        record = child
+    return record
+
+
+def _setting(rk: dict, key: str, default: Any, kind: type, where: str) -> Any:
+    """``rendering_kwargs[key]`` checked to be a ``kind`` (numbers: int or float)."""
+    value = rk.get(key, default)
+    ok = (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is float
+        else isinstance(value, kind)
+    )
+    if not ok:
+        raise CheckpointError(f"{where}: rendering_kwargs.{key} is {value!r}, not supported")
+    return float(value) if kind is float else value
+
+
+def eg3d_model(
+    g_rec: Record, g: dict[str, torch.Tensor], d: dict[str, torch.Tensor] | None, where: str
+) -> tuple[dict[str, Any], Callable[[str, torch.Tensor], torch.Tensor]]:
+    """Our ``model`` section for an NVlabs EG3D ``TriPlaneGenerator`` (and its D), and the
+    conversion of G tensors whose storage differs (lr multipliers, conditioning scale)."""
+    kwargs = g_rec.kwargs()
+    rk = kwargs.get("rendering_kwargs")
+    if not isinstance(rk, dict):
+        raise CheckpointError(f"{where}: the EG3D generator record has no rendering_kwargs")
+    if rk.get("disparity_space_sampling", False):
+        raise CheckpointError(f"{where}: disparity-space ray sampling is not supported")
+    if rk.get("clamp_mode", "softplus") != "softplus":
+        raise CheckpointError(f"{where}: clamp_mode {rk.get('clamp_mode')!r} is not supported")
+    for key in ("ray_start", "ray_end"):
+        if rk.get(key) == "auto":
+            raise CheckpointError(
+                f"{where}: rendering_kwargs.{key} 'auto' (rays clipped to the box) is not supported"
+            )
+    backbone = {k[len("backbone.") :]: v for k, v in g.items() if k.startswith("backbone.")}
+    model = _synthesis_model(backbone, kwargs, where)
+    planes = model.pop("img_channels")
+    plane_res = model.pop("resolution")
+    if model["c_dim"] != 25:
+        raise CheckpointError(
+            f"{where}: EG3D generator conditioned on {model['c_dim']} values, expected 25"
+        )
+    try:
+        hidden, plane_ch = g["decoder.net.0.weight"].shape
+        feature_channels = int(g["decoder.net.2.weight"].shape[0]) - 1
+    except KeyError:
+        raise CheckpointError(f"{where}: the EG3D generator has no decoder.net.{{0,2}}") from None
+    if planes != 3 * plane_ch:
+        raise CheckpointError(
+            f"{where}: backbone makes {planes} channels, decoder reads {plane_ch} per plane"
+        )
+    sr_blocks = []
+    for j in _resolutions(list(g), r"superresolution\.block(\d+)\.conv1\.weight"):
+        block = _child(g_rec, f"superresolution.block{j}")
+        up = 1 if block is not None and block.class_name.endswith("NoUp") else 2
+        sr_blocks.append([int(g[f"superresolution.block{j}.conv1.weight"].shape[0]), up])
+    img_res = kwargs.get("img_resolution")
+    if not isinstance(img_res, int) or isinstance(img_res, bool):
+        raise CheckpointError(f"{where}: G record has no integer img_resolution ({img_res!r})")
+    render_res = g_rec.state.get("neural_rendering_resolution", 64)
+    if not isinstance(render_res, int) or render_res <= 0:
+        render_res = 64
+    sr_noise = _setting(rk, "superresolution_noise_mode", "none", str, where) != "none"
+    extra: dict[str, Any] = {
+        "plane_resolution": plane_res,
+        "plane_channels": int(plane_ch),
+        "decoder_hidden": int(hidden),
+        "feature_channels": feature_channels,
+        "render_resolution": render_res,
+        "sr_blocks": sr_blocks,
+        "sr_noise": sr_noise,
+        "plane_axes": "xy-xz-zx",
+        "ray_start": _setting(rk, "ray_start", 2.25, float, where),
+        "ray_end": _setting(rk, "ray_end", 3.3, float, where),
+        "box_size": _setting(rk, "box_warp", 1.0, float, where),
+        "num_coarse": int(_setting(rk, "depth_resolution", 48, float, where)),
+        "num_fine": int(_setting(rk, "depth_resolution_importance", 48, float, where)),
+        "white_background": bool(rk.get("white_back", False)),
+        "clamp_box": False,  # NVlabs decodes density everywhere along the ray
+        "camera_radius": _setting(rk, "avg_camera_radius", 2.7, float, where),
+        "camera_pivot": [float(v) for v in rk.get("avg_camera_pivot", [0.0, 0.0, 0.2])],
+        "pose_cond": True,
+        "dual_d": True,
+    }
+    if not sr_blocks:
+        extra["sr_factor"] = 1
+    model = {"backbone": "eg3d", "resolution": img_res, **model, "extra": extra}
+    if d:
+        model.update(_d_channels(d, where))
+        extra["dual_d"] = int(d[f"b{img_res}.fromrgb.weight"].shape[1]) == 6
+    lr = _setting(rk, "decoder_lr_mul", 1.0, float, where)
+    c_scale = _setting(rk, "c_scale", 1.0, float, where)
+    if rk.get("c_gen_conditioning_zero"):
+        c_scale = 0.0
+
+    def convert(name: str, t: torch.Tensor) -> torch.Tensor:
+        # Ours: lr 1 decoder (stored = run-time weight·sqrt(fan_in)); NVlabs: lr decoder_lr_mul.
+        if name.startswith("decoder.net."):
+            return t * lr
+        # NVlabs' mapping sees c·c_scale (0 with c_gen_conditioning_zero): fold it into embed.
+        if name == "backbone.mapping.embed.weight":
+            return t * c_scale
+        return t
+
+    return model, convert
 
 
 def map_tensors(
@@ -105,11 +245,18 @@ def map_tensors(
     nv_name: NameFn,
     where: str,
     convert: Callable[[str, torch.Tensor], torch.Tensor] = lambda n, t: t,
+    keep: tuple[str, ...] = (),
+    ignored: Callable[[str], bool] = names.is_ignored,
 ) -> dict[str, torch.Tensor]:
-    """Our state dict for ``module`` filled from NVIDIA's tensors, all checked."""
+    """Our state dict for ``module`` filled from NVIDIA's tensors, all checked. ``keep``:
+    our tensors with no NVIDIA counterpart that keep their value (schedule buffers);
+    ``ignored``: NVIDIA tensors with no counterpart here."""
     state: dict[str, torch.Tensor] = {}
     used: set[str] = set()
     for ours, mine in module.state_dict().items():
+        if ours in keep:
+            state[ours] = mine
+            continue
         name = nv_name(ours)
         if name is None:
             raise CheckpointError(f"{where}: no NVIDIA name for our tensor {ours}")
@@ -124,7 +271,7 @@ def map_tensors(
             raise CheckpointError(f"{where}: {name} holds NaN or Inf")
         state[ours] = convert(name, theirs).to(mine.dtype)
         used.add(name)
-    extra = sorted(n for n in nv if n not in used and not names.is_ignored(n))
+    extra = sorted(n for n in nv if n not in used and not ignored(n))
     if extra:
         raise CheckpointError(
             f"{where}: unexpected tensors {', '.join(extra[:3])}"
@@ -147,35 +294,53 @@ def import_nvidia(pkl: str | Path, out: str | Path, force: bool = False) -> dict
     g_rec = snap.get(g_key)
     if not isinstance(g_rec, Record):
         raise CheckpointError(f"{pkl}: no generator (G_ema or G) in the snapshot")
-    _kind(g_rec, str(pkl))
+    kind = _kind(g_rec, str(pkl))
     g_nv = dict(g_rec.tensors())
     d_rec = snap.get("D")
     d_nv = dict(d_rec.tensors()) if isinstance(d_rec, Record) else None
-    model = stylegan2_model(g_nv, d_nv, g_rec.kwargs(), str(pkl))
-    cfg = config_from_dict({"model": model, "data": {"resolution": model["resolution"]}})
-    G, D = build_networks(cfg)
-    ckpt.load_module(G, map_tensors(G, g_nv, names.generator_name, f"{pkl} ({g_key})"), str(pkl))
-    d_note = "imported"
     if d_nv is None:
         raise CheckpointError(f"{pkl}: no discriminator (D) in the snapshot; fine-tuning needs it")
+    if kind == "eg3d":
+        model, g_convert = eg3d_model(g_rec, g_nv, d_nv, str(pkl))
+        sr_noise = model["extra"]["sr_noise"]
+        g_name, d_name = eg3d_names.generator_name, eg3d_names.discriminator_name
+        keep = eg3d_names.OURS_ONLY
+
+        def ignored(n: str) -> bool:
+            return eg3d_names.is_ignored(n, sr_noise)
+
+    else:
+        model = stylegan2_model(g_nv, d_nv, g_rec.kwargs(), str(pkl))
+        g_convert, keep, ignored = (lambda n, t: t), (), names.is_ignored
+        g_name, d_name = names.generator_name, names.discriminator_name
+    cfg = config_from_dict({"model": model, "data": {"resolution": model["resolution"]}})
+    G, D = build_networks(cfg)
+    g_state = map_tensors(
+        G, g_nv, g_name, f"{pkl} ({g_key})", g_convert, keep=keep, ignored=ignored
+    )
+    ckpt.load_module(G, g_state, str(pkl))
     d_state = map_tensors(
         D,
         d_nv,
-        lambda k: names.discriminator_name(k, cfg.model.resolution),
+        lambda k: d_name(k, cfg.model.resolution),
         f"{pkl} (D)",
         convert=lambda n, t: names.convert_d(n, t, to_ours=True),
+        keep=keep,
+        ignored=ignored,
     )
     ckpt.load_module(D, d_state, str(pkl))
     card = {
         "name": out.stem,
-        "backbone": "stylegan2",
+        "backbone": kind,
         "imported_from": pkl.name,
         "generator": g_key,
-        "discriminator": d_note,
+        "discriminator": "imported",
         "published": datetime.date.today().isoformat(),
         "weights": "EMA generator + discriminator, fp32, converted from an NVIDIA pickle "
         "without running it",
     }
+    if kind == "eg3d":
+        card["differences"] = EG3D_DIFFERENCES
     out.parent.mkdir(parents=True, exist_ok=True)
     ckpt.save_base_weights(out, G, D, config_to_dict(cfg), card, dtype=torch.float32)
     return card

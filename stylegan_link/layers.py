@@ -20,6 +20,19 @@ NOISE_MODES = ("random", "const", "none")
 # Leaky ReLU slope 0.2; the sqrt(2) gain keeps the signal's second moment (He et al. 2015).
 _LRELU_SLOPE = 0.2
 _LRELU_GAIN = math.sqrt(2.0)
+FP16_CLAMP = 256.0
+"""Under float16 autocast every convolution layer's output is clamped to ±this (StyleGAN2-
+ADA's ``conv_clamp``): float16 overflows at 65504, and the next layer's input is cast to
+float16. A clamp that acts only then leaves fp32 and bf16 results untouched."""
+
+
+def clamp_fp16(x: torch.Tensor) -> torch.Tensor:
+    """``x`` clamped to ±:data:`FP16_CLAMP` when it is float16 or float16 autocast is on."""
+    dev = x.device.type
+    fp16 = x.dtype == torch.float16 or (
+        torch.is_autocast_enabled(dev) and torch.get_autocast_dtype(dev) == torch.float16
+    )
+    return x.clamp(-FP16_CLAMP, FP16_CLAMP) if fp16 else x
 
 
 def activate(x: torch.Tensor, activation: str) -> torch.Tensor:
@@ -106,7 +119,7 @@ class Conv2dLayer(nn.Module):
         else:
             # Pad (k+1)/2 per side: the 4-tap blur then the k-tap stride-2 conv give H/2.
             x = F.conv2d(filter2d(x, pad=(k + 1) // 2), w, self.bias, stride=2)
-        return activate(x, self.activation)
+        return clamp_fp16(activate(x, self.activation))
 
 
 def modulated_conv2d(
@@ -210,7 +223,7 @@ class SynthesisLayer(nn.Module):
             else:
                 noise = self.noise_const.to(x.dtype)
             x = x + noise * self.noise_strength
-        return activate(x + self.bias[None, :, None, None], "lrelu")
+        return clamp_fp16(activate(x + self.bias[None, :, None, None], "lrelu"))
 
 
 class ToRGBLayer(nn.Module):
@@ -230,7 +243,7 @@ class ToRGBLayer(nn.Module):
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w)
         x = modulated_conv2d(x, self.weight * self.weight_gain, styles, demodulate=False)
-        return x + self.bias[None, :, None, None]
+        return clamp_fp16(x + self.bias[None, :, None, None])
 
 
 def mbstd_group(batch: int, group_size: int) -> int:
@@ -259,8 +272,10 @@ class MinibatchStd(nn.Module):
         g = mbstd_group(b, self.group_size)
         f = self.num_channels
         # Sample i belongs to group i % (B/G); repeat() below tiles the same way.
-        y = x.reshape(g, -1, f, c // f, h, w)
+        # In fp32 whatever the autocast dtype: in fp16 the 1e-8 under the square root is 0,
+        # and sqrt's gradient at 0 (a group of one, or equal samples) is infinite.
+        y = x.float().reshape(g, -1, f, c // f, h, w)
         y = (y - y.mean(0)).square().mean(0)
         y = (y + 1e-8).sqrt().mean([2, 3, 4])  # [B/G, F]
-        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)
+        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w).to(x.dtype)
         return torch.cat([x, y], dim=1)

@@ -55,8 +55,19 @@ class _Persistent:
         return fn, (self.meta,)
 
 
-def _tree(flat: dict[str, torch.Tensor], class_name: str, source: str, kwargs=None) -> _Persistent:
-    """Nest dotted names into module records (``_parameters`` / ``_buffers`` / ``_modules``)."""
+def _tree(
+    flat: dict[str, torch.Tensor],
+    class_name: str,
+    source: str,
+    kwargs=None,
+    classes: dict[str, str] | None = None,
+    attrs: dict | None = None,
+    path: str = "",
+) -> _Persistent:
+    """Nest dotted names into module records (``_parameters`` / ``_buffers`` / ``_modules``);
+    ``classes`` names the record class of a child by its dotted path, ``attrs`` adds plain
+    attributes to the top record."""
+    classes = classes or {}
     children: dict[str, dict] = OrderedDict()
     params, buffers = OrderedDict(), OrderedDict()
     for name, t in flat.items():
@@ -72,11 +83,31 @@ def _tree(flat: dict[str, torch.Tensor], class_name: str, source: str, kwargs=No
         "_parameters": params,
         "_buffers": buffers,
         "_modules": OrderedDict(
-            (k, _tree(v, f"training.networks.Layer_{k}", source)) for k, v in children.items()
+            (
+                k,
+                _tree(
+                    v,
+                    classes.get(path + k, f"training.networks.Layer_{k}"),
+                    source,
+                    classes=classes,
+                    path=f"{path}{k}.",
+                ),
+            )
+            for k, v in children.items()
         ),
         "_init_kwargs": kwargs or {},
+        **(attrs or {}),
     }
     return _Persistent(class_name, state, source)
+
+
+def _dump(snap: dict) -> bytes:
+    sys.modules.setdefault("torch_utils", types.ModuleType("torch_utils"))
+    sys.modules["torch_utils.persistence"] = _persistence_module()
+    try:
+        return pickle.dumps(snap, protocol=2)
+    finally:
+        del sys.modules["torch_utils.persistence"]
 
 
 def _nvidia_fixture(G, D, resolution: int, sentinel: Path) -> bytes:
@@ -97,12 +128,7 @@ def _nvidia_fixture(G, D, resolution: int, sentinel: Path) -> bytes:
         "training_set_kwargs": {"resolution": resolution},
         "augment_pipe": None,
     }
-    sys.modules.setdefault("torch_utils", types.ModuleType("torch_utils"))
-    sys.modules["torch_utils.persistence"] = _persistence_module()
-    try:
-        return pickle.dumps(snap, protocol=2)
-    finally:
-        del sys.modules["torch_utils.persistence"]
+    return _dump(snap)
 
 
 @pytest.fixture(scope="module", params=[0, 5], ids=["uncond", "cond"])
@@ -203,3 +229,188 @@ def load_nvidia_pickle_bytes(tmp_path: Path, data: bytes) -> dict:
     path = tmp_path / "tmp.pkl"
     path.write_bytes(data)
     return load_nvidia_pickle(path)
+
+
+# -- EG3D ---------------------------------------------------------------------------------
+# A tiny tri-plane generator in NVlabs' layout: 8² rendering, a keep-size SR block then an
+# upsampling one (like their 2X/4X modules), SR without noise, their third plane (zx).
+EG3D_NV = [
+    "model.backbone=eg3d",
+    "model.c_dim=25",
+    "model.resolution=16",
+    "data.resolution=16",
+    "model.z_dim=16",
+    "model.w_dim=16",
+    "model.channel_base=256",
+    "model.channel_max=16",
+    "model.extra={plane_resolution: 16, plane_channels: 8, decoder_hidden: 16, "
+    "feature_channels: 8, render_resolution: 8, num_coarse: 6, num_fine: 6, "
+    "sr_blocks: [[16, 1], [12, 2]], sr_noise: false, plane_axes: xy-xz-zx, clamp_box: false, "
+    "ray_start: 2.0, ray_end: 3.4, camera_pivot: [0.0, 0.0, 0.1]}",
+]
+RENDERING = {
+    "image_resolution": 16,
+    "disparity_space_sampling": False,
+    "clamp_mode": "softplus",
+    "superresolution_module": "training.superresolution.SuperresolutionHybrid2X",
+    "c_gen_conditioning_zero": False,
+    "c_scale": 1.0,
+    "superresolution_noise_mode": "none",
+    "decoder_lr_mul": 1.0,
+    "sr_antialias": True,
+    "depth_resolution": 6,
+    "depth_resolution_importance": 6,
+    "ray_start": 2.0,
+    "ray_end": 3.4,
+    "box_warp": 1.0,
+    "avg_camera_radius": 2.7,
+    "avg_camera_pivot": [0.0, 0.0, 0.1],
+}
+
+
+@pytest.fixture(scope="module")
+def eg3d_model():
+    cfg = load_config(None, EG3D_NV)
+    torch.manual_seed(4)
+    G, D = build_networks(cfg)
+    for p in [*G.parameters(), *D.parameters()]:
+        p.data.add_(0.1 * torch.randn_like(p))
+    return G.eval(), D.eval(), cfg
+
+
+def _eg3d_fixture(G, D, sentinel: Path, rendering: dict, scale: dict | None = None) -> bytes:
+    """Our tiny EG3D written as an NVlabs snapshot; ``scale`` multiplies stored tensors
+    (what NVlabs stores when an lr multiplier or c_scale differs from ours)."""
+    from eg3d_link import nvidia_names as eg3d_names
+
+    source = f"open({str(sentinel)!r}, 'w').write('ran')\n"
+    g = {}
+    for k, v in G.state_dict().items():
+        name = eg3d_names.generator_name(k)
+        if name is not None:
+            g[name] = v / (scale or {}).get(name, 1.0)
+    for j in range(2):  # the unused SR noise NVlabs keeps, and its filter buffers
+        g[f"superresolution.block{j}.conv0.noise_strength"] = torch.zeros([])
+        g[f"superresolution.block{j}.conv1.noise_const"] = torch.randn(16, 16)
+    g["superresolution.block1.resample_filter"] = torch.ones(4, 4)
+    d = {}
+    for k, v in D.state_dict().items():
+        name = eg3d_names.discriminator_name(k, 16)
+        if name is not None:
+            d[name] = names.convert_d(name, v, to_ours=False)
+    classes = {
+        "superresolution": "training.superresolution.SuperresolutionHybrid2X",
+        "superresolution.block0": "training.superresolution.SynthesisBlockNoUp",
+        "superresolution.block1": "training.networks_stylegan2.SynthesisBlock",
+    }
+    kwargs = {
+        "z_dim": 16,
+        "c_dim": 25,
+        "w_dim": 16,
+        "img_resolution": 16,
+        "img_channels": 3,
+        "mapping_kwargs": {"num_layers": 2},
+        "rendering_kwargs": rendering,
+    }
+    g_rec = _tree(
+        g,
+        "training.triplane.TriPlaneGenerator",
+        source,
+        kwargs,
+        classes,
+        attrs={"neural_rendering_resolution": 8, "rendering_kwargs": rendering},
+    )
+    snap = {
+        "G": g_rec,
+        "D": _tree(d, "training.dual_discriminator.DualDiscriminator", source),
+        "G_ema": g_rec,
+        "augment_pipe": None,
+    }
+    return _dump(snap)
+
+
+def _render(G, c_scale: float = 1.0):
+    from link_core.cameras import orbit_labels
+
+    z = seeds_to_z([0, 1], G.z_dim)
+    c = orbit_labels(torch.tensor([0.3, -0.5]), torch.tensor([0.1, -0.2]), G.camera)
+    with torch.no_grad():
+        return G.synthesis(G.mapping(z, c * c_scale), c, noise_mode="const")
+
+
+def test_eg3d_import_reproduces_the_fixture_and_runs_nothing(tmp_path, eg3d_model):
+    G, D, cfg = eg3d_model
+    sentinel = tmp_path / "code_ran"
+    pkl = tmp_path / "eg3d-snapshot.pkl"
+    pkl.write_bytes(_eg3d_fixture(G, D, sentinel, RENDERING))
+    out = tmp_path / "eg3d.safetensors"
+    card = import_nvidia(pkl, out)
+    assert not sentinel.exists()
+    assert card["backbone"] == "eg3d" and "differences" in card
+
+    G2, cfg2 = load_generator(out)
+    extra = cfg2.model.extra
+    assert extra["sr_blocks"] == [[16, 1], [12, 2]] and extra["plane_axes"] == "xy-xz-zx"
+    assert extra["sr_noise"] is False and extra["clamp_box"] is False
+    assert (extra["ray_start"], extra["ray_end"], extra["camera_pivot"]) == (2.0, 3.4, [0, 0, 0.1])
+    assert (cfg2.model.resolution, extra["render_resolution"], extra["num_fine"]) == (16, 8, 6)
+    a, b = _render(G), _render(G2)
+    for key in ("image", "image_raw", "image_depth"):
+        assert a[key].shape == b[key].shape and torch.allclose(a[key], b[key], atol=1e-5), key
+
+    _, D2 = build_networks(cfg2)
+    from link_core import checkpoint as ckpt
+
+    tensors, _ = ckpt.read_file(out, prefixes=("D",))
+    ckpt.load_module(D2, ckpt.split_prefix(tensors, "D"), "D")
+    c4 = torch.randn(2, 25)
+    outs = {"image": a["image"], "image_raw": a["image_raw"]}
+    assert torch.allclose(D(outs, c4), D2.eval()(outs, c4), atol=1e-5)
+
+
+def test_eg3d_import_folds_lr_and_pose_scale_into_weights(tmp_path, eg3d_model):
+    """NVlabs' decoder may run at another lr multiplier and its mapping sees c·c_scale: the
+    imported model must compute the same, with both folded into the stored weights."""
+    G, D, _ = eg3d_model
+    rendering = {**RENDERING, "decoder_lr_mul": 0.5, "c_scale": 0.25}
+    scale = {f"decoder.net.{i}.{p}": 0.5 for i in (0, 2) for p in ("weight", "bias")}
+    pkl = tmp_path / "snap.pkl"
+    pkl.write_bytes(_eg3d_fixture(G, D, tmp_path / "s", rendering, scale))
+    import_nvidia(pkl, tmp_path / "m.safetensors")
+    G2, _ = load_generator(tmp_path / "m.safetensors")
+    a, b = _render(G, c_scale=0.25), _render(G2)
+    assert torch.allclose(a["image"], b["image"], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"disparity_space_sampling": True}, "disparity-space"),
+        ({"ray_start": "auto"}, "ray_start 'auto'"),
+        ({"box_warp": "wide"}, "rendering_kwargs.box_warp is 'wide'"),
+    ],
+)
+def test_eg3d_settings_we_cannot_reproduce_are_refused(tmp_path, eg3d_model, change, message):
+    G, D, _ = eg3d_model
+    pkl = tmp_path / "snap.pkl"
+    pkl.write_bytes(_eg3d_fixture(G, D, tmp_path / "s", {**RENDERING, **change}))
+    with pytest.raises(CheckpointError, match=message):
+        import_nvidia(pkl, tmp_path / "m.safetensors")
+    assert not (tmp_path / "m.safetensors").exists()
+
+
+def test_nvlabs_plane_layout_reads_zx_on_the_third_plane():
+    """A plane whose features are its own (u, v) grid: the third plane reads (z, y) in the
+    paper's layout and (z, x) in NVlabs'."""
+    from eg3d_link import sample_triplanes
+
+    n = 64
+    u = (torch.arange(n) + 0.5) / n * 2 - 1
+    grid = torch.stack([u[None, :].expand(n, n), u[:, None].expand(n, n)])  # [2, H, W]: (u, v)
+    planes = torch.zeros(1, 3, 2, n, n)
+    planes[:, 2] = grid
+    p = torch.tensor([[[0.2, -0.1, 0.3]]])  # box 1: grid coordinates 2·p
+    ours = sample_triplanes(planes, p, 1.0, "xy-xz-zy")[0, 0] * 3  # mean over 3 planes
+    nv = sample_triplanes(planes, p, 1.0, "xy-xz-zx")[0, 0] * 3
+    assert torch.allclose(ours, torch.tensor([0.6, -0.2]), atol=1e-3)
+    assert torch.allclose(nv, torch.tensor([0.6, 0.4]), atol=1e-3)

@@ -122,3 +122,65 @@ def test_invert_bad_input_is_one_line_and_exit_2(tmp_path, photos, capsys, extra
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "o").exists()
+
+
+@pytest.fixture(scope="module")
+def vgg_files(tmp_path_factory) -> dict[str, Path]:
+    """VGG16 weights in torchvision's key layout (random: none can be downloaded here), as
+    safetensors and as a torch file, plus LPIPS channel weights."""
+    from safetensors.torch import save_file
+
+    from link_core.lpips import LPIPS, TAP_CHANNELS
+
+    folder = tmp_path_factory.mktemp("vgg")
+    torch.manual_seed(0)
+    state = {f"features.{k}": v.clone() for k, v in LPIPS().features.state_dict().items()}
+    for k, v in state.items():
+        state[k] = torch.randn_like(v) * (0.1 if k.endswith("weight") else 0.01)
+    save_file(state, str(folder / "vgg16.safetensors"))
+    torch.save(state, folder / "vgg16.pth")
+    lin = {f"lin{k}.model.1.weight": torch.rand(1, c, 1, 1) for k, c in enumerate(TAP_CHANNELS)}
+    torch.save(lin, folder / "lin.pth")
+    return {
+        "st": folder / "vgg16.safetensors",
+        "pth": folder / "vgg16.pth",
+        "lin": folder / "lin.pth",
+    }
+
+
+def test_lpips_is_zero_for_equal_images_and_grows_with_noise(vgg_files):
+    from link_core.lpips import load_lpips
+
+    a = torch.rand(2, 3, 32, 32) * 2 - 1
+    for model in (load_lpips(vgg_files["st"]), load_lpips(vgg_files["pth"], vgg_files["lin"])):
+        near, far = a + 0.05 * torch.randn_like(a), a + 0.5 * torch.randn_like(a)
+        assert torch.allclose(model(a, a), torch.zeros(2), atol=1e-6)
+        assert torch.allclose(model(a, far), model(far, a), atol=1e-6)
+        assert (model(a, near) < model(a, far)).all()
+    # The two files hold the same VGG: the same distance without the learned weights.
+    p, q = load_lpips(vgg_files["st"]), load_lpips(vgg_files["pth"])
+    assert torch.allclose(p(a, far), q(a, far))
+
+
+def test_invert_with_lpips_and_bad_weight_files(tmp_path, photos, vgg_files, capsys):
+    args = ["invert", "--ckpt", "base:toyfaces_2d", "--image", str(photos["chelsea"])]
+    out = tmp_path / "inv"
+    lp = ["--lpips-vgg", str(vgg_files["st"]), "--lpips-lin", str(vgg_files["lin"])]
+    assert main([*args, "--out", str(out), "--steps", "8", "--no-progress", *lp]) == 0
+    assert len(json.loads((out / "losses.json").read_text())["losses"]) == 8
+    broken = tmp_path / "half.pth"
+    torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, broken)
+    hostile = tmp_path / "hostile.pth"
+    torch.save({"x": statistics.mean}, hostile)  # not a tensor: weights_only refuses it
+    for bad, message in (
+        (["--lpips-vgg", str(broken)], "has no tensor features.0.bias"),
+        (["--lpips-vgg", str(hostile)], "is not a tensor file"),
+        (["--lpips-vgg", str(tmp_path / "none.pth")], "not found"),
+        (["--lpips-lin", str(vgg_files["lin"])], "needs --lpips-vgg"),
+    ):
+        assert (
+            main([*args, "--out", str(tmp_path / "x"), "--steps", "2", "--no-progress", *bad]) == 2
+        )
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not (tmp_path / "x").exists()

@@ -106,3 +106,66 @@ def test_gradient_accumulation_matches_the_whole_batch(tmp_path):
         for key in ("Loss/G/adv", "Loss/D/r1"):
             if key in a:
                 assert b[key] == pytest.approx(a[key], rel=rel), (i, key)
+
+
+def _train_rows(tmp_path, name: str, extra: list[str]) -> list[dict]:
+    """stats.jsonl rows of a 4-step tiny 2-D run that is a deterministic function of its
+    settings (no noise inputs, no mixing), one row per step."""
+    exact = [
+        *TINY,
+        "model.use_noise=false",
+        "model.mbstd_group=1",
+        "loss.style_mixing=0.0",
+        "loss.r1_interval=2",
+        "train.log_every_steps=1",
+        "train.kimg=0.016",
+        *extra,
+    ]
+    run = tmp_path / name
+    assert (
+        main(
+            ["train", "--out", str(run), "--no-progress", *[a for s in exact for a in ("--set", s)]]
+        )
+        == 0
+    )
+    return [json.loads(r) for r in (run / "stats.jsonl").read_text().splitlines()]
+
+
+def test_channels_last_trains_the_same(tmp_path):
+    plain = _train_rows(tmp_path, "plain", [])
+    last = _train_rows(tmp_path, "last", ["train.channels_last=true"])
+    for i, (a, b) in enumerate(zip(plain, last, strict=True)):
+        for key in ("Loss/G/adv", "Loss/D/r1", "Loss/link/total"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-6), (i, key)
+
+
+def test_fp16_clamps_convolutions_only_in_float16():
+    from stylegan_link.layers import FP16_CLAMP, SynthesisLayer
+
+    layer = SynthesisLayer(8, 8, 4, 8, use_noise=False)
+    with torch.no_grad():
+        layer.bias.fill_(1e5)  # beyond float16's range once activated (×√2)
+    x, w = torch.randn(2, 8, 8, 8), torch.randn(2, 4)
+    assert layer(x, w).max() > 1e5  # fp32: nothing clamped
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x, w).max() > 1e5  # bf16 has fp32's range: nothing clamped
+    with torch.autocast("cpu", dtype=torch.float16):
+        y = layer(x, w)
+    assert torch.isfinite(y).all() and float(y.detach().max()) == FP16_CLAMP
+
+
+def test_fp16_autocast_trains(tmp_path):
+    rows = _train_rows(tmp_path, "fp16", ["train.mixed_precision=fp16"])
+    losses = [v for r in rows for k, v in r.items() if k.startswith("Loss/")]
+    assert losses and all(abs(v) < 1e6 for v in losses)
+
+
+def test_speed_options_are_checked(tmp_path, capsys):
+    for bad, message in (
+        ("train.compile=fast", "train.compile: expected one of off, default"),
+        ("train.mixed_precision=fp8", "train.mixed_precision: expected off, bf16 or fp16"),
+    ):
+        args = ["train", "--out", str(tmp_path / "r"), "--no-progress", "--set", bad]
+        assert main(args) == 2
+        assert message in capsys.readouterr().err

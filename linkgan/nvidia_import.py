@@ -149,7 +149,7 @@ def _setting(rk: dict, key: str, default: Any, kind: type, where: str) -> Any:
 
 
 def eg3d_model(
-    g_rec: Record, g: dict[str, torch.Tensor], d: dict[str, torch.Tensor] | None, where: str
+    g_rec: Record, g: dict[str, torch.Tensor], d: dict[str, torch.Tensor], where: str
 ) -> tuple[dict[str, Any], Callable[[str, torch.Tensor], torch.Tensor]]:
     """Our ``model`` section for an NVlabs EG3D ``TriPlaneGenerator`` (and its D), and the
     conversion of G tensors whose storage differs (lr multipliers, conditioning scale)."""
@@ -214,14 +214,18 @@ def eg3d_model(
         "camera_radius": _setting(rk, "avg_camera_radius", 2.7, float, where),
         "camera_pivot": [float(v) for v in rk.get("avg_camera_pivot", [0.0, 0.0, 0.2])],
         "pose_cond": True,
-        "dual_d": True,
+        # image + raw stacked; a missing tensor is named by the mapping below
+        "dual_d": d.get(f"b{img_res}.fromrgb.weight", torch.empty(0, 6)).shape[1] == 6,
     }
     if not sr_blocks:
         extra["sr_factor"] = 1
-    model = {"backbone": "eg3d", "resolution": img_res, **model, "extra": extra}
-    if d:
-        model.update(_d_channels(d, where))
-        extra["dual_d"] = int(d[f"b{img_res}.fromrgb.weight"].shape[1]) == 6
+    model = {
+        "backbone": "eg3d",
+        "resolution": img_res,
+        **model,
+        "extra": extra,
+        **_d_channels(d, where),
+    }
     lr = _setting(rk, "decoder_lr_mul", 1.0, float, where)
     c_scale = _setting(rk, "c_scale", 1.0, float, where)
     if rk.get("c_gen_conditioning_zero"):

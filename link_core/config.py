@@ -75,7 +75,8 @@ class LinkConfig:
     enabled: bool = True
     """Switch the link regularizer (paper eq. 6) on or off."""
     links: list[dict[str, Any]] = field(default_factory=list)
-    """Links ``{name, axes: [start, stop] | [i, j, ...], region: {box | boxes | mask}}``."""
+    """Links ``{name, axes: [start, stop] | [i, j, ...], region: {box | boxes | mask}, weight}``
+    (``weight``: optional factor on that link's loss terms, default 1)."""
     alpha: float = 1.0
     """Perturbation strength α in ``w + α·p``, ``p ~ N(0, I)`` (paper §3.2)."""
     lambda_in: float = 1.0

@@ -138,11 +138,16 @@ class Box3DRegion:
 
 @dataclass(frozen=True)
 class Link:
-    """A link: a name, the indices of w it owns, and the region they control."""
+    """A link: a name, the indices of w it owns, and the region they control.
+
+    ``weight`` multiplies this link's terms in the loss (1: the paper's equal weights; a
+    small region such as a nose gets little gradient from a mean over its few pixels).
+    """
 
     name: str
     axes: tuple[int, ...]
     region: Region
+    weight: float = 1.0
 
     def axis_mask(self, w_dim: int, device: torch.device | str = "cpu") -> torch.Tensor:
         """``[w_dim]`` with 1 on the link's axes and 0 elsewhere."""
@@ -270,7 +275,7 @@ def build_links(
         where = f"link.links[{i}]"
         if not isinstance(spec, Mapping):
             raise ConfigError(f"{where}: expected {{name, axes, region}}, got {spec!r}")
-        unknown = set(spec) - {"name", "axes", "region"}
+        unknown = set(spec) - {"name", "axes", "region", "weight"}
         if unknown:
             raise ConfigError(f"{where}: unknown key '{sorted(unknown)[0]}'")
         for key in ("axes", "region"):
@@ -291,7 +296,10 @@ def build_links(
                 raise ConfigError(f"{where}.axes: axis {a} is already linked to '{owner[a]}'")
             owner[a] = name
         region = build_region(spec["region"], f"{where}.region", providers, region_kinds)
-        links.append(Link(name=name, axes=axes, region=region))
+        weight = spec.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
+            raise ConfigError(f"{where}.weight: expected a number > 0, got {weight!r}")
+        links.append(Link(name=name, axes=axes, region=region, weight=float(weight)))
     return links
 
 
@@ -351,7 +359,7 @@ def perturb_ws(ws: torch.Tensor, axis_mask: torch.Tensor, p: torch.Tensor, alpha
 @dataclass
 class LinkLossResult:
     total: torch.Tensor
-    """Scalar: Σ_maps weight · Σ_i (λ₁·L_i + λ₂·L_iᶜ)."""
+    """Scalar: Σ_maps weight · Σ_i weight_i · (λ₁·L_i + λ₂·L_iᶜ)."""
     terms: dict[str, torch.Tensor]
     """Per-term scalars named ``link/<link>/<map>/in`` (L_i) and ``link/<link>/<map>/out``."""
     original: Outputs
@@ -437,7 +445,8 @@ def link_loss(
                 l_out = leak_fraction(x1, x, 1.0 - m)  # eq. 4, as a share of x₁'s change
             terms[f"link/{link.name}/{name}/in"] = l_in
             terms[f"link/{link.name}/{name}/out"] = l_out
-            total = total + weight * (lambda_in * l_in + lambda_out * l_out)  # eqs. 5, 6
+            # eqs. 5, 6, with the link's own weight (1 in the paper)
+            total = total + link.weight * weight * (lambda_in * l_in + lambda_out * l_out)
     perturbed = {name: torch.cat(parts[1:]) for name, parts in chunks.items()}
     perturbed_c = None if c_all is None else c_all[batch:]
     return LinkLossResult(total, terms, original, perturbed, perturbed_c, masks)
@@ -466,7 +475,7 @@ def volume_link_loss(
     and x₂ (complement moved), and compare *occupancy* ``1 − exp(−σ·s/64)`` (the opacity of
     a 1/64-box step: bounded, unlike σ) and occupancy-weighted colour in [-1, 1]:
     ``L_i`` over points inside the region for x₂, ``L_iᶜ`` outside for x₁ (eqs. 3–4 in 3-D).
-    Returns (total ``Σ λ₁L_i + λ₂L_iᶜ``, terms ``link/<name>/volume/in|out``).
+    Returns (total ``Σ weight_i·(λ₁L_i + λ₂L_iᶜ)``, terms ``link/<name>/volume/in|out``).
     """
     volume_links = [lk for lk in links if hasattr(lk.region, "contains")]
     terms: dict[str, torch.Tensor] = {}
@@ -501,6 +510,6 @@ def volume_link_loss(
 
         terms[f"link/{link.name}/volume/in"] = mse(x2, inside)
         terms[f"link/{link.name}/volume/out"] = mse(x1, 1 - inside)
-        total = total + lambda_in * terms[f"link/{link.name}/volume/in"]
-        total = total + lambda_out * terms[f"link/{link.name}/volume/out"]
+        total = total + link.weight * lambda_in * terms[f"link/{link.name}/volume/in"]
+        total = total + link.weight * lambda_out * terms[f"link/{link.name}/volume/out"]
     return total, terms

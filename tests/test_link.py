@@ -162,6 +162,28 @@ def test_perturbed_outputs_for_d_and_multiple_links():
     assert {n.split("/")[1] for n in res.terms} == {"a", "b"}
 
 
+def test_link_weight_scales_only_its_own_terms():
+    """A per-link weight multiplies that link's L_i and L_iᶜ in the total, nothing else."""
+    specs = [
+        {"name": "a", "axes": [0, 2], "region": {"box": [0, 0, 0.5, 0.5]}},
+        {"name": "b", "axes": [2, 4], "region": {"box": [0.5, 0.5, 1, 1]}},
+    ]
+    G, ws = ToyG(), torch.randn(3, 2, W_DIM)
+
+    def loss(weight_b: float):
+        specs[1]["weight"] = weight_b
+        links = build_links(specs, W_DIM)
+        return link_loss(_render(G), ws, links, generator=torch.Generator().manual_seed(0))
+
+    one, three = loss(1.0), loss(3.0)
+    assert build_links(specs, W_DIM)[1].weight == 3.0
+    for name, value in one.terms.items():
+        assert torch.allclose(value, three.terms[name])
+    term_b = sum(v for n, v in one.terms.items() if n.startswith("link/b/"))
+    assert torch.allclose(three.total, one.total + 2 * term_b, rtol=1e-5)
+    assert term_b > 0
+
+
 def test_box_mask_is_exact_on_the_grid_and_soft_between_pixels():
     m = BoxRegion((BOX,)).mask(RES, RES)[0, 0]
     assert m.sum().item() == 64 and set(m.unique().tolist()) == {0.0, 1.0}
@@ -205,6 +227,10 @@ def test_masked_mse_is_per_pixel_mean_and_zero_for_empty_masks():
         ([{"name": "x", "axes": [0, 2], "region": {"cone": 1}}], "unknown region kind"),
         ([{"name": "x", "axes": [0, 2]}], "missing 'region'"),
         ([{"name": "x", "axes": [0, 2], "region": {"box": [0, 0, 1, 1]}, "wat": 1}], "wat"),
+        (
+            [{"name": "x", "axes": [0, 2], "region": {"box": [0, 0, 1, 1]}, "weight": 0}],
+            "link.links[0] (x).weight: expected a number > 0",
+        ),
     ],
 )
 def test_invalid_links_are_refused(specs, message):

@@ -15,6 +15,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from link_core.metrics import compare_to_unlinked
 from linkgan import api
 
 
@@ -58,21 +59,11 @@ def main() -> None:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2))
         return
-    on = result["link_on"]["link_mse"]
-    off = result["link_off"]["link_mse"]
     # How many times lower edit_out / edit_in is with the link, per link and map (RGB, depth),
     # and whether linking kept the part's own edit (edit_in on / off; the issue asks >= 0.5).
-    result["out_over_in_ratio_off_vs_on"] = {
-        name: {
-            m: off[name][m]["out_over_in"] / max(on[name][m]["out_over_in"], 1e-12)
-            for m in on[name]
-        }
-        for name in on
-    }
-    result["edit_in_on_over_off"] = {
-        name: {m: on[name][m]["edit_in"] / max(off[name][m]["edit_in"], 1e-12) for m in on[name]}
-        for name in on
-    }
+    result.update(
+        compare_to_unlinked(result["link_on"]["link_mse"], result["link_off"]["link_mse"])
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -59,6 +59,16 @@ def _unflatten_optimizer(prefix: str, tensors: Mapping[str, torch.Tensor], meta:
     return {"state": state, "param_groups": groups}
 
 
+def write_json(path: str | Path, obj: Any, indent: int = 2) -> Path:
+    """Write ``obj`` as JSON atomically (temp name + rename): a reader never sees a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=indent) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
 def atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: str | Path) -> Path:
     """Write a safetensors file via temp file + fsync + rename (+ fsync of the folder), so a
     reader finds the old file or the new one, never a part. Write errors (a full disk) are

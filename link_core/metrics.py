@@ -143,6 +143,39 @@ def link_mse(
     return {"link_mse": result, "settings": settings}
 
 
+def compare_to_unlinked(
+    linked: Mapping[str, Mapping[str, Mapping[str, float]]],
+    unlinked: Mapping[str, Mapping[str, Mapping[str, float]]],
+) -> dict[str, dict[str, dict[str, float]]]:
+    """What the link bought over the same fine-tuning without it, per link and map.
+
+    linked, unlinked: the ``"link_mse"`` parts of two :func:`link_mse` results for the same
+    links and maps (same seeds and settings). Returns
+    ``{"out_over_in_ratio_off_vs_on": {link: {map: r}}, "edit_in_on_over_off": {...}}``:
+    r = unlinked ``out_over_in`` / linked ``out_over_in`` (how many times more local the
+    edit is; issue #8 asks >= 3), and the linked ``edit_in`` as a share of the unlinked one
+    (how much of the part's own change linking kept; >= 0.5 means it was not erased).
+    """
+    if {k: set(v) for k, v in linked.items()} != {k: set(v) for k, v in unlinked.items()}:
+        raise ValueError(
+            f"links/maps differ: linked {sorted(linked)} vs unlinked {sorted(unlinked)}"
+        )
+    ratio = {
+        name: {
+            m: unlinked[name][m]["out_over_in"] / max(on["out_over_in"], 1e-12)
+            for m, on in maps.items()
+        }
+        for name, maps in linked.items()
+    }
+    kept = {
+        name: {
+            m: on["edit_in"] / max(unlinked[name][m]["edit_in"], 1e-12) for m, on in maps.items()
+        }
+        for name, maps in linked.items()
+    }
+    return {"out_over_in_ratio_off_vs_on": ratio, "edit_in_on_over_off": kept}
+
+
 @torch.no_grad()
 def cross_leak(
     G: torch.nn.Module,

@@ -399,11 +399,7 @@ def measure(
     if "fid" in metrics or "kid" in metrics:
         result.update(_inception_metrics(G, cfg, metrics, num or 1000, progress))
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(result, indent=2), encoding="utf-8")
-        os.replace(tmp, out)
+        ckpt.write_json(out, result)
     return result
 
 
@@ -568,10 +564,7 @@ def export_meshes(
             tile=160,
             progress=progress,
         )
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / f".summary.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
-    os.replace(tmp, out / "summary.json")
+    ckpt.write_json(out / "summary.json", summary)
     return summary
 
 
@@ -635,9 +628,7 @@ def publish(
     out_dir = Path(out_dir) if out_dir is not None else ASSETS
     weights = ckpt.save_base_weights(out_dir / f"{name}.safetensors", G, D, meta["config"], card)
     card["file_mb"] = round(weights.stat().st_size / 2**20, 2)
-    tmp = out_dir / f".{name}.json.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / f"{name}.json")
+    ckpt.write_json(out_dir / f"{name}.json", card)
     return card
 
 

@@ -281,9 +281,23 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         "The main job on the built-in data: train, then edit grids, turntable and control "
         "videos, meshes, metrics and index.html.",
-        "linkgan demo --minutes 8 --out demo_out",
+        "linkgan demo --kimg 8 --out demo_out",
     )
-    p.add_argument("--minutes", type=float, default=8.0, help="training budget")
+    p.add_argument(
+        "--kimg", type=float, default=None, help="training budget in thousand images (default 8)"
+    )
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="training budget in minutes (with --kimg: whichever ends first)",
+    )
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also fine-tune the same budget without the link loss and report how many times "
+        "more local each link's edits are",
+    )
     p.add_argument("--out", default="demo_out")
     p.add_argument("--config", default=None, help="preset (default: configs/quickstart_3d.yaml)")
     p.add_argument(
@@ -445,20 +459,24 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"wrote {args.num} {args.kind} at {args.res}px to {path}")
     elif args.command == "demo":
-        from linkgan.demo import run_demo
+        from linkgan.demo import DEFAULT_KIMG, run_demo
 
         out = Path(args.out)
-        if (out / "run").exists() and any((out / "run").iterdir()):
-            raise UserError(f"--out: {out} already holds a demo run (choose another --out)")
+        for run_dir in (out / "run", out / "run_unlinked"):
+            if run_dir.exists() and any(run_dir.iterdir()):
+                raise UserError(f"--out: {out} already holds a demo run (choose another --out)")
+        budget_given = args.kimg is not None or args.minutes is not None
         run_demo(
             out,
-            args.minutes,
+            args.minutes or 0.0,
             args.config,
             args.overrides,
             frames=args.frames,
             mesh_grid=args.grid,
             progress=not args.no_progress,
             render_res=args.render_res,
+            kimg=(args.kimg or 0.0) if budget_given else DEFAULT_KIMG,
+            baseline=args.baseline,
         )
     return 0
 

@@ -96,6 +96,24 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+def _vs_unlinked_table(vs: dict[str, Any], kimg: float) -> str:
+    """The demo's ``--baseline`` comparison: per link and map, how many times more local
+    the linked edit is than the unlinked one's, and how much of the part's change it kept."""
+    ratio, kept = vs["out_over_in_ratio_off_vs_on"], vs["edit_in_on_over_off"]
+    rows = "".join(
+        f"<tr><td>{html.escape(link)}</td><td>{html.escape(m)}</td>"
+        f"<td>{r:.2f}×</td><td>{kept[link][m]:.2f}</td></tr>"
+        for link, maps in ratio.items()
+        for m, r in maps.items()
+    )
+    head = "<tr><th>link</th><th>map</th><th>more local (out / in, unlinked ÷ linked)</th>"
+    head += "<th>edit_in kept (linked ÷ unlinked)</th></tr>"
+    return (
+        f"<h2>Linked vs the same fine-tuning without the link ({kimg:.3g} kimg)</h2>"
+        f"<table>{head}{rows}</table>"
+    )
+
+
 def write_report(
     out: str | Path,
     title: str,
@@ -122,6 +140,8 @@ def write_report(
         "region after resampling the link's axes (paper Table 2). rest_in: change inside the "
         "region after resampling all other axes (Table 3). Lower out / in is a tighter link.</p>",
     ]
+    if "vs_unlinked" in metrics:
+        parts.append(_vs_unlinked_table(metrics["vs_unlinked"], metrics["unlinked"]["kimg"]))
     if samples:
         parts.append(f"<h2>Training samples</h2><img src='{esc(samples)}' alt='samples'>")
     scripts = []

@@ -60,8 +60,8 @@ def demo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
     tiny = [*HEADS_3D, "train.ckpt_every_minutes=10", "train.init="]  # tiny G: from scratch
     sets = [a for o in tiny for a in ("--set", o)]
-    argv = ["demo", "--minutes", "0.05", "--frames", "8", "--grid", "32", "--render-res", "16"]
-    argv += ["--out", str(out)]
+    argv = ["demo", "--kimg", "0.016", "--frames", "8", "--grid", "32", "--render-res", "16"]
+    argv += ["--baseline", "--out", str(out)]
     assert main([*argv, *sets, "--no-progress"]) == 0
     return out
 
@@ -71,6 +71,12 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
     assert set(written) == {"report", "metrics", "run"}
     metrics = json.loads((demo_out / "metrics.json").read_text())
     assert set(metrics["link_mse"]["top"]) == {"image", "depth"}
+    # --baseline: the same 16 images without the link loss, measured on the same seeds.
+    assert metrics["unlinked"]["kimg"] == 0.016
+    assert metrics["unlinked"]["link_mse"]["top"]["image"] != metrics["link_mse"]["top"]["image"]
+    ratio = metrics["vs_unlinked"]["out_over_in_ratio_off_vs_on"]["top"]
+    off, on = metrics["unlinked"]["link_mse"]["top"], metrics["link_mse"]["top"]
+    assert ratio["depth"] == pytest.approx(off["depth"]["out_over_in"] / on["depth"]["out_over_in"])
     assert len(list((demo_out / "edits").glob("edit_seed*_top.png"))) == 3
     for name in ("top_turntable.mp4", "top_control.mp4"):
         assert read_video(demo_out / "videos" / name).shape[0] == 8
@@ -81,12 +87,15 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
             assert mesh.num_faces > 0 and mesh.colors is not None
     assert read_video(meshes / "turntable.mp4").shape[0] == 8 // 3  # meshes: a third
     html = (demo_out / "index.html").read_text()
+    assert "Linked vs the same fine-tuning without the link (0.016 kimg)" in html
     for ref in re.findall(r"(?:src|href)='([^']+)'", html):
         assert (demo_out / ref).is_file(), ref  # everything the page needs lies beside it
     # A second demo into the same folder is refused before anything is touched.
     capsys.readouterr()
     assert main(["demo", "--minutes", "0.05", "--out", str(demo_out)]) == 2
     assert "already holds a demo run" in capsys.readouterr().err
+    assert main(["demo", "--kimg", "0", "--out", str(demo_out.parent / "new")]) == 2
+    assert "--minutes / --kimg: need a budget > 0" in capsys.readouterr().err
 
 
 def test_report_opens_in_headless_chromium_with_videos_and_mesh_viewers(demo_out, tmp_path):

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from link_core.link import BoxRegion, build_links
-from link_core.metrics import cross_leak, link_mse, swap_axes
+from link_core.metrics import compare_to_unlinked, cross_leak, link_mse, swap_axes
 
 W, RES = 8, 16
 BOX = [0.25, 0.25, 0.75, 0.75]
@@ -116,3 +116,16 @@ def test_cross_leak_sees_one_link_changing_anothers_part(leak):
         assert m["a"]["b"] > 0.01
     else:
         assert m["a"]["b"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_compare_to_unlinked_divides_out_over_in_and_edit_in():
+    def m(edit_in, out_over_in):
+        return {"edit_in": edit_in, "out_over_in": out_over_in}
+
+    on = {"eyes": {"image": m(0.02, 0.1), "depth": m(0.01, 0.5)}}
+    off = {"eyes": {"image": m(0.04, 0.6), "depth": m(0.01, 0.5)}}
+    vs = compare_to_unlinked(on, off)
+    assert vs["out_over_in_ratio_off_vs_on"]["eyes"] == pytest.approx({"image": 6.0, "depth": 1.0})
+    assert vs["edit_in_on_over_off"]["eyes"] == pytest.approx({"image": 0.5, "depth": 1.0})
+    with pytest.raises(ValueError, match="links/maps differ"):
+        compare_to_unlinked(on, {"eyes": {"image": m(0.04, 0.6)}})

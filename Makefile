@@ -4,7 +4,9 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-MINUTES ?= 8
+KIMG    ?= 10
+MINUTES ?=
+BASELINE ?=
 OUT     ?= demo_out
 ARGS    ?=
 
@@ -35,7 +37,8 @@ test: lint browser
 	$(VENV)/bin/pytest -q $(ARGS)
 
 demo: $(STAMP)
-	$(VENV)/bin/linkgan demo --minutes $(MINUTES) --out $(OUT)
+	$(VENV)/bin/linkgan demo --kimg $(KIMG) $(if $(MINUTES),--minutes $(MINUTES)) \
+	  $(if $(BASELINE),--baseline) --out $(OUT)
 
 bench: $(STAMP)
 	$(PY) bench/train_step.py --config configs/quickstart_2d.yaml --out bench/results/train_step.json

@@ -110,21 +110,28 @@ class MaskRegion:
 
 @dataclass(frozen=True)
 class Box3DRegion:
-    """A box in object space ``(x0, y0, z0, x1, y1, z1)`` (world units; 3-D-aware backbones).
+    """One or more boxes in object space ``(x0, y0, z0, x1, y1, z1)`` (world units; 3-D-aware
+    backbones); a point belongs to the region when it lies in any of them.
 
     The mask of a view is where the rendered surface point — the camera ray at the rendered
-    ``image_depth`` — lies inside the box, so the link owns the same part of the object
+    ``image_depth`` — lies inside the region, so the link owns the same part of the object
     from every angle (beyond the paper, whose regions are fixed in the image). Rays that hit
     nothing report the far bound as depth, which lies outside any box inside the volume.
+    Several boxes make a part of separate pieces (the two eyes) without owning the space
+    between them (the bridge of the nose, which another link owns).
     """
 
-    box: tuple[float, float, float, float, float, float]
+    boxes: tuple[tuple[float, float, float, float, float, float], ...]
+
+    def __post_init__(self) -> None:
+        if self.boxes and isinstance(self.boxes[0], int | float):  # one box given bare
+            object.__setattr__(self, "boxes", (tuple(self.boxes),))
 
     def contains(self, points: torch.Tensor) -> torch.Tensor:
         """``points [..., 3]`` -> bool ``[...]``."""
-        lo = points.new_tensor(self.box[:3])
-        hi = points.new_tensor(self.box[3:])
-        return ((points >= lo) & (points <= hi)).all(-1)
+        boxes = points.new_tensor(self.boxes)  # [K, 6]
+        p = points[..., None, :]  # [..., 1, 3]
+        return ((p >= boxes[:, :3]) & (p <= boxes[:, 3:])).all(-1).any(-1)
 
     def __call__(self, outputs: Outputs, c: torch.Tensor | None = None) -> torch.Tensor:
         depth = outputs.get("image_depth")
@@ -227,7 +234,8 @@ def build_region(
     region_kinds: Mapping[str, RegionFactory] | None = None,
 ) -> Region:
     """A region from ``{box: [...]}``, ``{boxes: [[...], ...]}``, ``{mask: NAME}`` or
-    ``{box3d: [x0, y0, z0, x1, y1, z1]}`` (object space; needs a 3-D-aware backbone).
+    ``{box3d: [x0, y0, z0, x1, y1, z1]}`` (object space; needs a 3-D-aware backbone; a list
+    of such boxes is their union).
 
     ``providers`` maps mask names to providers; ``region_kinds`` lets a backbone add kinds
     (EG3D's ``box3d``) without this module knowing about it.
@@ -251,7 +259,10 @@ def build_region(
             raise ConfigError(f"{where}.mask: unknown mask provider {value!r} (available: {known})")
         return MaskRegion(value, providers[value])
     if kind == "box3d":
-        return Box3DRegion(_parse_box3d(value, f"{where}.box3d"))
+        if isinstance(value, list | tuple) and value and isinstance(value[0], list | tuple):
+            boxes = [_parse_box3d(b, f"{where}.box3d[{i}]") for i, b in enumerate(value)]
+            return Box3DRegion(tuple(boxes))
+        return Box3DRegion((_parse_box3d(value, f"{where}.box3d"),))
     if region_kinds and kind in region_kinds:
         return region_kinds[kind](value, f"{where}.{kind}")
     known = ["box", "boxes", "mask", "box3d", *(region_kinds or {})]

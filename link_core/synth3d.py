@@ -55,6 +55,7 @@ from link_core.cameras import (
 )
 from link_core.data import LinkDataset, write_dataset_zip
 from link_core.errors import DataError
+from link_core.link import Box3DRegion
 from link_core.raster import project_to_ndc, rasterize_tiled
 
 __all__ = [
@@ -851,7 +852,7 @@ def parts_named(name: str, kind: str = "heads") -> tuple[str, ...] | None:
 
 
 def box_part_stats(
-    box: Sequence[float],
+    box: Sequence[float] | Sequence[Sequence[float]],
     parts: Sequence[str],
     kind: str = "heads",
     num: int = 128,
@@ -859,7 +860,8 @@ def box_part_stats(
     seed: int = 0,
     yaw_std_deg: float = 25.0,
 ) -> dict[str, Any]:
-    """How well a ``box3d`` region ``(x0, y0, z0, x1, y1, z1)`` fits named parts of the
+    """How well a ``box3d`` region ``(x0, y0, z0, x1, y1, z1)`` (or a list of them: their
+    union) fits named parts of the
     synthetic objects, measured the way the link sees it: ``num`` views from a frontal cone
     (yaw σ ``yaw_std_deg``), the surface point of each pixel from the true depth, the mask
     where it lies in the box.
@@ -880,8 +882,8 @@ def box_part_stats(
     hit = torch.isfinite(views["depth"][:, 0])
     depth = torch.where(hit[:, None], views["depth"], torch.full_like(views["depth"], 1e3))
     points = unproject_depth(c, depth)  # [B, h, w, 3]
-    lo, hi = torch.tensor(box[:3]), torch.tensor(box[3:])
-    inside = ((points >= lo) & (points <= hi)).all(-1) & hit
+    boxes = [box] if isinstance(box[0], int | float) else box
+    inside = Box3DRegion(tuple(tuple(float(v) for v in b) for b in boxes)).contains(points) & hit
     part_id = views["mask"][:, 0].long()
     ids = [names.index(p) for p in parts]
     own = torch.isin(part_id, torch.tensor(ids))

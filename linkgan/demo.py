@@ -19,7 +19,7 @@ from linkgan import api
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIGS / "quickstart_3d.yaml"
-DEFAULT_KIMG = 8.0
+DEFAULT_KIMG = 10.0
 """The default budget, in images rather than minutes so the demo learns the same on every
 machine (about N min on 2 CPU cores)."""
 
@@ -191,8 +191,11 @@ def _rel(path: str | Path, root: Path) -> str:
 
 def _region_text(region: Any) -> str:
     """How a region reads in the report."""
-    if hasattr(region, "box"):
-        return f"a 3-D box {list(region.box)} in object space (the same part from every view)"
+    from link_core.link import Box3DRegion
+
+    if isinstance(region, Box3DRegion):
+        boxes = " + ".join(str(list(b)) for b in region.boxes)
+        return f"3-D box {boxes} in object space (the same part from every view)"
     if hasattr(region, "boxes"):
         return f"image box(es) {[list(b) for b in region.boxes]} (normalized x0, y0, x1, y1)"
     return f"per-instance mask from '{getattr(region, 'name', '?')}'"

@@ -273,8 +273,19 @@ def test_box3d_config_parsing():
         [{"name": "hair", "axes": [0, 8], "region": {"box3d": [-0.5, 0.1, -0.5, 0.5, 0.5, 0.5]}}],
         16,
     )
-    assert isinstance(link.region, Box3DRegion) and link.region.box[1] == 0.1
+    assert isinstance(link.region, Box3DRegion) and link.region.boxes[0][1] == 0.1
     with pytest.raises(ConfigError, match="box3d"):
         build_links([{"axes": [0, 8], "region": {"box3d": [0, 0, 0, 1, 1]}}], 16)
     with pytest.raises(ConfigError, match="empty"):
         build_links([{"axes": [0, 8], "region": {"box3d": [0, 0, 0, 1, -1, 1]}}], 16)
+    with pytest.raises(ConfigError, match=r"region\.box3d\[1\]: box .* is empty"):
+        build_links([{"axes": [0, 8], "region": {"box3d": [[0, 0, 0, 1, 1, 1], [0] * 6]}}], 16)
+
+
+def test_box3d_union_holds_points_in_any_of_its_boxes():
+    left, right = [-0.3, -0.1, 0.0, -0.1, 0.1, 0.5], [0.1, -0.1, 0.0, 0.3, 0.1, 0.5]
+    (link,) = build_links([{"axes": [0, 8], "region": {"box3d": [left, right]}}], 16)
+    assert link.region.boxes == (tuple(left), tuple(right))
+    points = torch.tensor([[-0.2, 0.0, 0.2], [0.2, 0.0, 0.2], [0.0, 0.0, 0.2], [0.2, 0.5, 0.2]])
+    assert link.region.contains(points).tolist() == [True, True, False, False]
+    assert link.region.contains(points[None]).shape == (1, 4)

@@ -284,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         "linkgan demo --kimg 8 --out demo_out",
     )
     p.add_argument(
-        "--kimg", type=float, default=None, help="training budget in thousand images (default 10)"
+        "--kimg", type=float, default=None, help="training budget in thousand images (default 9)"
     )
     p.add_argument(
         "--minutes",

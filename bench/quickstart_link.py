@@ -5,7 +5,11 @@ link_mse on both.
     python bench/quickstart_link.py --minutes 6 --out bench/results/quickstart_link.json
 
 About 13 minutes on 2 cores at the default budget. Extra ``--set`` overrides apply to both
-runs (e.g. ``--set link.batch_shrink=1``).
+runs (e.g. ``--set link.batch_shrink=1``). ``--at 3,6,9`` (with ``--kimg 9``) also measures
+the checkpoints written at those kimg: how the link forms, from one pair of runs.
+
+    python bench/quickstart_link.py --config configs/quickstart_3d.yaml --minutes 0 \
+        --kimg 9 --at 3,6 --num 128 --out bench/results/quickstart3d_9kimg.json
 """
 
 from __future__ import annotations
@@ -15,8 +19,19 @@ import json
 import tempfile
 from pathlib import Path
 
+from link_core import checkpoint as ckpt
 from link_core.metrics import compare_to_unlinked
 from linkgan import api
+
+
+def _measure_at(run_dir: Path, kimg: float, num: int) -> dict:
+    """link_mse of the checkpoint written at ``kimg`` (the first one at or past it)."""
+    for path in ckpt.list_checkpoints(run_dir):
+        seen = int(ckpt.CKPT_PATTERN.match(path.name).group(1))
+        if seen >= kimg * 1000:
+            metrics = api.measure(path, ["link_mse"], num=num)
+            return {"kimg": seen / 1000, "link_mse": metrics["link_mse"]}
+    raise SystemExit(f"--at: no checkpoint at or past {kimg} kimg in {run_dir}")
 
 
 def main() -> None:
@@ -28,7 +43,14 @@ def main() -> None:
     parser.add_argument("--kimg", type=float, default=0.0, help="image budget (0: minutes only)")
     parser.add_argument("--modes", default="on,off", help="which runs: on, off or both")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--at", default="", help="also measure at these kimg, e.g. 3,6")
     args = parser.parse_args()
+    try:
+        at = [float(k) for k in args.at.split(",") if k]
+    except ValueError:
+        parser.error(f"--at: expected kimg values like 3,6; got {args.at!r}")
+    if any(k <= 0 for k in at):
+        parser.error(f"--at: kimg values must be > 0, got {args.at!r}")
     modes = [m for m in args.modes.split(",") if m]
     if not modes or any(m not in ("on", "off") for m in modes):
         parser.error(f"--modes: expected on, off or on,off; got {args.modes!r}")
@@ -47,6 +69,9 @@ def main() -> None:
                 f"train.kimg={args.kimg}",
                 f"link.enabled={'true' if mode == 'on' else 'false'}",
             ]
+            if at:  # a checkpoint at every multiple of the smallest step, all kept
+                step = min(b - a for a, b in zip([0.0, *sorted(at)], sorted(at), strict=False))
+                overrides += [f"train.ckpt_every_kimg={step}", "train.keep_ckpts=0"]
             run = api.train(Path(tmp) / mode, args.config, overrides, progress=True)
             metrics = api.measure(run.run_dir, ["link_mse"], num=args.num)
             result[f"link_{mode}"] = {
@@ -54,6 +79,7 @@ def main() -> None:
                 "kimg": run.images_seen / 1000,
                 "link_mse": metrics["link_mse"],
                 "settings": metrics["settings"],
+                "at": {k: _measure_at(run.run_dir, k, args.num) for k in at},
             }
     if len(modes) < 2:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -64,6 +90,11 @@ def main() -> None:
     result.update(
         compare_to_unlinked(result["link_on"]["link_mse"], result["link_off"]["link_mse"])
     )
+    for k in at:
+        vs = compare_to_unlinked(
+            result["link_on"]["at"][k]["link_mse"], result["link_off"]["at"][k]["link_mse"]
+        )
+        result.setdefault("at", {})[k] = vs
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -7,6 +7,7 @@ link_mse on both.
 About 13 minutes on 2 cores at the default budget. Extra ``--set`` overrides apply to both
 runs (e.g. ``--set link.batch_shrink=1``). ``--at 3,6,9`` (with ``--kimg 9``) also measures
 the checkpoints written at those kimg: how the link forms, from one pair of runs.
+``--fid 500`` adds FID/KID of both final models (a link can buy locality with looks).
 
     python bench/quickstart_link.py --config configs/quickstart_3d.yaml --minutes 0 \
         --kimg 9 --at 3,6 --num 128 --out bench/results/quickstart3d_9kimg.json
@@ -44,6 +45,9 @@ def main() -> None:
     parser.add_argument("--modes", default="on,off", help="which runs: on, off or both")
     parser.add_argument("--set", dest="overrides", action="append", default=[])
     parser.add_argument("--at", default="", help="also measure at these kimg, e.g. 3,6")
+    parser.add_argument(
+        "--fid", type=int, default=0, help="also FID/KID of the final models on N images (0: off)"
+    )
     args = parser.parse_args()
     try:
         at = [float(k) for k in args.at.split(",") if k]
@@ -81,6 +85,9 @@ def main() -> None:
                 "settings": metrics["settings"],
                 "at": {k: _measure_at(run.run_dir, k, args.num) for k in at},
             }
+            if args.fid:  # linking must not cost the looks: FID beside the ratios
+                quality = api.measure(run.run_dir, ["fid", "kid"], num=args.fid)
+                result[f"link_{mode}"].update(fid=quality["fid"], kid=quality["kid"])
     if len(modes) < 2:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2))

@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-KIMG    ?= 9
+KIMG    ?=          # empty: the demo's default budget (linkgan.demo.DEFAULT_KIMG, 9)
 MINUTES ?=
 BASELINE ?=
 OUT     ?= demo_out
@@ -37,7 +37,7 @@ test: lint browser
 	$(VENV)/bin/pytest -q $(ARGS)
 
 demo: $(STAMP)
-	$(VENV)/bin/linkgan demo --kimg $(KIMG) $(if $(MINUTES),--minutes $(MINUTES)) \
+	$(VENV)/bin/linkgan demo $(if $(KIMG),--kimg $(KIMG)) $(if $(MINUTES),--minutes $(MINUTES)) \
 	  $(if $(BASELINE),--baseline) --out $(OUT)
 
 bench: $(STAMP)

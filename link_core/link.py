@@ -123,10 +123,6 @@ class Box3DRegion:
 
     boxes: tuple[tuple[float, float, float, float, float, float], ...]
 
-    def __post_init__(self) -> None:
-        if self.boxes and isinstance(self.boxes[0], int | float):  # one box given bare
-            object.__setattr__(self, "boxes", (tuple(self.boxes),))
-
     def contains(self, points: torch.Tensor) -> torch.Tensor:
         """``points [..., 3]`` -> bool ``[...]``."""
         boxes = points.new_tensor(self.boxes)  # [K, 6]

@@ -55,7 +55,7 @@ from link_core.cameras import (
 )
 from link_core.data import LinkDataset, write_dataset_zip
 from link_core.errors import DataError
-from link_core.link import Box3DRegion
+from link_core.link import build_region
 from link_core.raster import project_to_ndc, rasterize_tiled
 
 __all__ = [
@@ -882,8 +882,8 @@ def box_part_stats(
     hit = torch.isfinite(views["depth"][:, 0])
     depth = torch.where(hit[:, None], views["depth"], torch.full_like(views["depth"], 1e3))
     points = unproject_depth(c, depth)  # [B, h, w, 3]
-    boxes = [box] if isinstance(box[0], int | float) else box
-    inside = Box3DRegion(tuple(tuple(float(v) for v in b) for b in boxes)).contains(points) & hit
+    region = build_region({"box3d": list(box)}, "box")  # one box or a list: as in a config
+    inside = region.contains(points) & hit
     part_id = views["mask"][:, 0].long()
     ids = [names.index(p) for p in parts]
     own = torch.isin(part_id, torch.tensor(ids))

@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         "The main job on the built-in data: train, then edit grids, turntable and control "
         "videos, meshes, metrics and index.html.",
-        "linkgan demo --kimg 8 --out demo_out",
+        "linkgan demo --kimg 4 --out demo_out",
     )
     p.add_argument(
         "--kimg", type=float, default=None, help="training budget in thousand images (default 9)"
@@ -465,7 +465,6 @@ def run(args: argparse.Namespace) -> int:
         for run_dir in (out / "run", out / "run_unlinked"):
             if run_dir.exists() and any(run_dir.iterdir()):
                 raise UserError(f"--out: {out} already holds a demo run (choose another --out)")
-        budget_given = args.kimg is not None or args.minutes is not None
         run_demo(
             out,
             args.minutes or 0.0,
@@ -475,7 +474,8 @@ def run(args: argparse.Namespace) -> int:
             mesh_grid=args.grid,
             progress=not args.no_progress,
             render_res=args.render_res,
-            kimg=(args.kimg or 0.0) if budget_given else DEFAULT_KIMG,
+            # no budget given: the default in images; --minutes alone: minutes only
+            kimg=args.kimg if args.kimg is not None else 0.0 if args.minutes else DEFAULT_KIMG,
             baseline=args.baseline,
         )
     return 0

@@ -199,7 +199,7 @@ def test_box3d_mask_follows_the_part_from_every_angle():
     c = orbit_labels(yaws, torch.zeros(4), spec)
     res = 32
     depth = sphere_depth(c, res)
-    top = Box3DRegion((-0.5, 0.0, -0.5, 0.5, 0.5, 0.5))  # upper half of the sphere
+    top = Box3DRegion(((-0.5, 0.0, -0.5, 0.5, 0.5, 0.5),))  # upper half of the sphere
     mask = top({"image": torch.zeros(4, 3, res, res), "image_depth": depth}, c)
     hit = depth < 3.3
     assert mask.shape == (4, 1, res, res)
@@ -209,13 +209,13 @@ def test_box3d_mask_follows_the_part_from_every_angle():
         assert m[: res // 2][h[: res // 2]].mean() > 0.95
         assert m[res // 2 :].sum() <= res  # at most the equator row
     # A box on the +x side shows on the image's right from the front, not from the back.
-    side = Box3DRegion((0.05, -0.5, -0.5, 0.5, 0.5, 0.5))
+    side = Box3DRegion(((0.05, -0.5, -0.5, 0.5, 0.5, 0.5),))
     ms = side({"image": torch.zeros(4, 3, res, res), "image_depth": depth}, c)
     assert ms[0, 0, :, res // 2 + 2 :].sum() > 0 and ms[0, 0, :, : res // 2 - 2].sum() == 0
     assert ms[2, 0, :, : res // 2 - 2].sum() > 0 and ms[2, 0, :, res // 2 + 2 :].sum() == 0
 
 
-TOP = Box3DRegion((-0.5, 0.0, -0.5, 0.5, 0.5, 0.5))
+TOP = Box3DRegion(((-0.5, 0.0, -0.5, 0.5, 0.5, 0.5),))
 
 
 class AnalyticField3D(torch.nn.Module):

@@ -292,7 +292,7 @@ def test_region_change_and_heatmap_of_an_edit_that_moves_the_top_half():
     top = v[:, 1] > 0
     v[top, 1] += 0.05  # only the top half moves (it opens at the equator: fine)
     edited = Mesh(v, original.faces, original.colors)
-    region = Box3DRegion((-1.0, 0.0, -1.0, 1.0, 1.0, 1.0))
+    region = Box3DRegion(((-1.0, 0.0, -1.0, 1.0, 1.0, 1.0),))
     change = region_change(original, edited, region)
     assert change["mean_out"] < 1e-6 and change["max_out"] < 1e-6
     assert 0.01 < change["mean_in"] <= 0.05 + 1e-6

@@ -210,7 +210,7 @@ def read_pngs(folder) -> np.ndarray:
 
 def test_partition_video_with_a_link_has_a_column_per_resample(G, tmp_path):
     link = Link(
-        name="top", axes=tuple(range(4)), region=Box3DRegion((-0.5, 0.0, -0.5, 0.5, 0.5, 0.5))
+        name="top", axes=tuple(range(4)), region=Box3DRegion(((-0.5, 0.0, -0.5, 0.5, 0.5, 0.5),))
     )
     c = frontal_labels(1, G.camera)
     ws = torch.zeros(1, G.num_ws, G.w_dim)

@@ -614,6 +614,7 @@ def publish(
         "published": datetime.date.today().isoformat(),
         "weights": "EMA generator + discriminator, fp16",
     }
+    card.update(_training_history(cfg.train.init, card))
     if quality:
         from linkgan.quality import image_quality, shape_quality
 
@@ -630,6 +631,30 @@ def publish(
     card["file_mb"] = round(weights.stat().st_size / 2**20, 2)
     ckpt.write_json(out_dir / f"{name}.json", card)
     return card
+
+
+def _training_history(init: str, card: dict[str, Any]) -> dict[str, Any]:
+    """What a run continued from: a run started with ``train.init=base:NAME`` adds NAME's
+    training to its own (the card read before it may be overwritten), so a base trained in
+    several sittings says how much training it took in all. ``{}`` for a fresh run."""
+    if not str(init).startswith("base:"):
+        return {}
+    path = ASSETS / f"{init[5:]}.json"
+    if not path.is_file():
+        return {"init": {"from": init}}
+    before = json.loads(path.read_text())
+    kimg = before.get("kimg_total", before.get("kimg", 0.0))
+    wall = before.get("wall_minutes_total", before.get("wall_minutes", 0.0))
+    return {
+        "init": {
+            "from": init,
+            "kimg": kimg,
+            "wall_minutes": wall,
+            "command": before.get("command", ""),
+        },
+        "kimg_total": round(kimg + card["kimg"], 3),
+        "wall_minutes_total": round(wall + card["wall_minutes"], 1),
+    }
 
 
 def read_target_image(path: str | Path, resolution: int) -> torch.Tensor:

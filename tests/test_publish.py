@@ -69,6 +69,10 @@ def test_fine_tuning_starts_from_the_base_weights(published, tmp_path, monkeypat
     far = (dict(fresh.named_parameters())[key[6:]] - base[key].float()).abs().mean()
     assert moved < 0.1 * far
     assert api.load_generator("base:tiny_heads")[0].z_dim > 0
+    # Published in turn, the continued run's card adds the base's training to its own.
+    card = api.publish(run, "tiny_heads_more", tmp_path / "assets", quality=False)
+    assert card["init"]["from"] == "base:tiny_heads" and card["init"]["kimg"] == 0.016
+    assert card["kimg"] == 0.004 and card["kimg_total"] == 0.02
 
 
 def test_bad_init_and_publish_input_is_one_clear_error(published, base_run, tmp_path, capsys):

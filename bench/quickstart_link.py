@@ -48,6 +48,11 @@ def main() -> None:
     parser.add_argument(
         "--fid", type=int, default=0, help="also FID/KID of the final models on N images (0: off)"
     )
+    parser.add_argument(
+        "--keep",
+        default="",
+        help="train in DIR/on, DIR/off and keep the runs (a run already there resumes; default: a temp dir)",
+    )
     args = parser.parse_args()
     try:
         at = [float(k) for k in args.at.split(",") if k]
@@ -66,6 +71,7 @@ def main() -> None:
         "overrides": args.overrides,
     }
     with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep) if args.keep else Path(tmp)  # --keep: to look at the pictures
         for mode in modes:
             overrides = [
                 *args.overrides,
@@ -76,7 +82,7 @@ def main() -> None:
             if at:  # a checkpoint at every multiple of the smallest step, all kept
                 step = min(b - a for a, b in zip([0.0, *sorted(at)], sorted(at), strict=False))
                 overrides += [f"train.ckpt_every_kimg={step}", "train.keep_ckpts=0"]
-            run = api.train(Path(tmp) / mode, args.config, overrides, progress=True)
+            run = api.train(root / mode, args.config, overrides, progress=True)
             metrics = api.measure(run.run_dir, ["link_mse"], num=args.num)
             result[f"link_{mode}"] = {
                 "steps": run.steps,

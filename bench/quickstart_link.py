@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument(
         "--keep",
         default="",
-        help="train in DIR/on, DIR/off and keep the runs (a run already there resumes; default: a temp dir)",
+        help="train in DIR/on, DIR/off and keep the runs (one already there resumes)",
     )
     args = parser.parse_args()
     try:

@@ -635,14 +635,16 @@ def publish(
 
 def _training_history(init: str, card: dict[str, Any]) -> dict[str, Any]:
     """What a run continued from: a run started with ``train.init=base:NAME`` adds NAME's
-    training to its own (the card read before it may be overwritten), so a base trained in
-    several sittings says how much training it took in all. ``{}`` for a fresh run."""
+    training (the card inside NAME's weights, read before they may be overwritten) to its
+    own, so a base trained in several sittings says how much training it took in all.
+    ``{}`` for a fresh run; only the name when NAME is no longer published."""
     if not str(init).startswith("base:"):
         return {}
-    path = ASSETS / f"{init[5:]}.json"
-    if not path.is_file():
+    try:
+        _, meta = ckpt.read_file(resolve_weights(init), prefixes=())
+    except (UserError, CheckpointError):
         return {"init": {"from": init}}
-    before = json.loads(path.read_text())
+    before = meta.get("card", {})
     kimg = before.get("kimg_total", before.get("kimg", 0.0))
     wall = before.get("wall_minutes_total", before.get("wall_minutes", 0.0))
     return {

@@ -73,6 +73,10 @@ def test_fine_tuning_starts_from_the_base_weights(published, tmp_path, monkeypat
     card = api.publish(run, "tiny_heads_more", tmp_path / "assets", quality=False)
     assert card["init"]["from"] == "base:tiny_heads" and card["init"]["kimg"] == 0.016
     assert card["kimg"] == 0.004 and card["kimg_total"] == 0.02
+    # A base no longer published leaves only its name (publishing still works).
+    monkeypatch.setattr(api, "ASSETS", tmp_path / "gone")
+    card = api.publish(run, "tiny_heads_more", tmp_path / "assets", quality=False)
+    assert card["init"] == {"from": "base:tiny_heads"} and "kimg_total" not in card
 
 
 def test_bad_init_and_publish_input_is_one_clear_error(published, base_run, tmp_path, capsys):

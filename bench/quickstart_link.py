@@ -8,6 +8,9 @@ About 13 minutes on 2 cores at the default budget. Extra ``--set`` overrides app
 runs (e.g. ``--set link.batch_shrink=1``). ``--at 3,6,9`` (with ``--kimg 9``) also measures
 the checkpoints written at those kimg: how the link forms, from one pair of runs.
 ``--fid 500`` adds FID/KID of both final models (a link can buy locality with looks).
+``--modes on --unlinked FILE`` compares a linked run against the unlinked run stored in FILE
+(this script's JSON, ``link_off``, or a demo's ``metrics.json``, ``unlinked``): a change to
+``link.*`` alone leaves the unlinked fine-tune as it was, so it need not be trained again.
 
     python bench/quickstart_link.py --config configs/quickstart_3d.yaml --minutes 0 \
         --kimg 9 --at 3,6 --num 128 --out bench/results/quickstart3d_9kimg.json
@@ -35,6 +38,21 @@ def _measure_at(run_dir: Path, kimg: float, num: int) -> dict:
     raise SystemExit(f"--at: no checkpoint at or past {kimg} kimg in {run_dir}")
 
 
+def _stored_unlinked(parser: argparse.ArgumentParser, path: str, modes: list[str]) -> dict:
+    """The unlinked run of an earlier result: ``link_off`` (this script) or ``unlinked`` (a
+    demo's metrics.json), with its ``link_mse`` and where it came from."""
+    if modes != ["on"]:
+        parser.error("--unlinked: only with --modes on (the unlinked run is read, not trained)")
+    try:
+        stored = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        parser.error(f"--unlinked: cannot read {path}: {e}")
+    off = (stored.get("link_off") or stored.get("unlinked")) if isinstance(stored, dict) else None
+    if not isinstance(off, dict) or "link_mse" not in off:
+        parser.error(f"--unlinked: {path} has no link_off / unlinked run with link_mse")
+    return {**off, "from": path}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/quickstart_2d.yaml")
@@ -53,6 +71,11 @@ def main() -> None:
         default="",
         help="train in DIR/on, DIR/off and keep the runs (one already there resumes)",
     )
+    parser.add_argument(
+        "--unlinked",
+        default="",
+        help="with --modes on: compare against the unlinked run in this JSON (link_off / unlinked)",
+    )
     args = parser.parse_args()
     try:
         at = [float(k) for k in args.at.split(",") if k]
@@ -63,6 +86,7 @@ def main() -> None:
     modes = [m for m in args.modes.split(",") if m]
     if not modes or any(m not in ("on", "off") for m in modes):
         parser.error(f"--modes: expected on, off or on,off; got {args.modes!r}")
+    stored_off = _stored_unlinked(parser, args.unlinked, modes) if args.unlinked else None
 
     result = {
         "config": args.config,
@@ -94,7 +118,9 @@ def main() -> None:
             if args.fid:  # linking must not cost the looks: FID beside the ratios
                 quality = api.measure(run.run_dir, ["fid", "kid"], num=args.fid)
                 result[f"link_{mode}"].update(fid=quality["fid"], kid=quality["kid"])
-    if len(modes) < 2:
+    if stored_off is not None:
+        result["link_off"] = stored_off
+    elif len(modes) < 2:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(result, indent=2))
         return
@@ -103,7 +129,7 @@ def main() -> None:
     result.update(
         compare_to_unlinked(result["link_on"]["link_mse"], result["link_off"]["link_mse"])
     )
-    for k in at:
+    for k in at if stored_off is None else ():  # a stored run has no checkpoints to match
         vs = compare_to_unlinked(
             result["link_on"]["at"][k]["link_mse"], result["link_off"]["at"][k]["link_mse"]
         )

@@ -78,7 +78,12 @@ class LinkConfig:
     """Links ``{name, axes: [start, stop] | [i, j, ...], region: {box | boxes | mask}, weight}``
     (``weight``: optional factor on that link's loss terms, default 1)."""
     alpha: float = 1.0
-    """Perturbation strength α in ``w + α·p``, ``p ~ N(0, I)`` (paper §3.2)."""
+    """Perturbation strength α in ``w + α·p``, ``p ~ N(0, I)`` (paper §3.2); with
+    ``perturb: resample``, how far the moved axes go towards the other w (1: all the way)."""
+    perturb: str = "gaussian"
+    """How the link loss moves an axis set: ``gaussian``, the paper's ``w + α·p``; or
+    ``resample``, taking the axes from another sample's mapped w, so the perturbed images
+    come from w the generator is trained on (what the metrics and editing tools do)."""
     lambda_in: float = 1.0
     """λ₁: weight of L_i, the change inside the region when the complement is perturbed."""
     lambda_out: float = 1.0
@@ -394,6 +399,8 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(
             f"metrics.mode: expected 'resample' or 'perturb', got {cfg.metrics.mode!r}"
         )
+    if cfg.link.perturb not in ("gaussian", "resample"):
+        raise ConfigError(f"link.perturb: expected gaussian or resample, got {cfg.link.perturb!r}")
     if cfg.link.form not in ("absolute", "relative"):
         raise ConfigError(f"link.form: expected absolute or relative, got {cfg.link.form!r}")
     if cfg.train.mixed_precision not in ("off", "bf16", "fp16"):

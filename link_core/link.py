@@ -354,6 +354,12 @@ def leak_fraction(
     return (frac * both).sum() / both.sum().clamp(min=1.0)
 
 
+def swap_axes(ws: torch.Tensor, source: torch.Tensor, axis_mask: torch.Tensor) -> torch.Tensor:
+    """Take the masked axes of w from ``source`` (both ``[B, num_ws, w_dim]``; a mask in
+    [0, 1] moves that far towards the source: ``torch.lerp``)."""
+    return torch.lerp(ws, source, axis_mask.to(ws.dtype))
+
+
 def perturb_ws(ws: torch.Tensor, axis_mask: torch.Tensor, p: torch.Tensor, alpha: float):
     """``w + α·p`` on the masked axes, the same offset on every row of ws.
 
@@ -392,6 +398,7 @@ def link_loss(
     map_scales: Mapping[str, float] | None = None,
     generator: torch.Generator | None = None,
     form: str = "absolute",
+    sources: torch.Tensor | None = None,
 ) -> LinkLossResult:
     """Equations 3–6 for every link, in one batched render.
 
@@ -408,6 +415,11 @@ def link_loss(
         scale-free, so it cannot be met by making w matter less. Small generators fine-tuned
         with the absolute form collapse instead of linking (every resample then changes
         little; measured in issue #8's note), the relative form moves change into the region.
+    sources: ``[B, num_ws, w_dim]``, other instances' w. When given, x₁ and x₂ *resample*
+        instead of adding noise: they take their moved axes from ``sources`` (α = 1: the
+        whole way, :func:`swap_axes`), so every perturbed w is one the mapping produces, as
+        in :func:`~link_core.metrics.link_mse` and the editing tools. None: the paper's
+        ``w + α·p``, ``p ~ N(0, I)``.
     """
     if not links:
         raise ValueError("link_loss needs at least one link")
@@ -416,9 +428,15 @@ def link_loss(
     maps = dict(maps or {"image": 1.0})
     batch, _, w_dim = ws.shape
     k = len(links)
+    if sources is not None and sources.shape != ws.shape:
+        raise ValueError(f"sources {tuple(sources.shape)} must match ws {tuple(ws.shape)}")
     ws_all = [ws]
     for link in links:
         m = link.axis_mask(w_dim, ws.device)
+        if sources is not None:
+            ws_all.append(swap_axes(ws, sources, alpha * m))  # x₁: the link's axes move
+            ws_all.append(swap_axes(ws, sources, alpha * (1.0 - m)))  # x₂: the complement
+            continue
         p1 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
         p2 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
         ws_all.append(perturb_ws(ws, m, p1, alpha))  # x₁: the link's axes move

@@ -505,6 +505,10 @@ class Trainer:
         ``feed_d``, G's adversarial loss on the perturbed renders (collected for D)."""
         cfg = self.cfg
         ws = self._mapping(z, c)
+        sources = None
+        if cfg.link.perturb == "resample":  # other instances' w; the mapping learns via ws
+            with torch.no_grad():
+                sources = self.G.mapping(torch.randn_like(z), c, update_emas=False)
         res = link_loss(
             lambda w, cc: self.synthesis(w, cc, noise_mode="const"),
             ws,
@@ -516,6 +520,7 @@ class Trainer:
             maps=cfg.link.maps,
             map_scales=getattr(self.G, "map_scales", None),
             form=cfg.link.form,
+            sources=sources,
         )
         total = res.total * cfg.link.interval
         if cfg.link.volume_weight > 0:

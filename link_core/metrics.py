@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from link_core.interface import eval_cameras, seeds_to_z
-from link_core.link import Link, masked_mse, resize_mask
+from link_core.link import Link, masked_mse, resize_mask, swap_axes
 
 MapFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 IMAGE_MAPS: dict[str, MapFn] = {"image": lambda out: (out["image"] + 1) / 2}
@@ -29,11 +29,6 @@ DEPTH_MAPS: dict[str, MapFn] = {"depth": lambda out: out["image_depth"]}
 def default_maps(outputs: Mapping[str, torch.Tensor]) -> dict[str, MapFn]:
     """RGB in [0, 1], plus depth in world units when the generator renders it."""
     return {**IMAGE_MAPS, **(DEPTH_MAPS if "image_depth" in outputs else {})}
-
-
-def swap_axes(ws: torch.Tensor, source: torch.Tensor, axis_mask: torch.Tensor) -> torch.Tensor:
-    """Take the masked axes of w from ``source`` (both ``[B, num_ws, w_dim]``)."""
-    return torch.lerp(ws, source, axis_mask.to(ws.dtype))
 
 
 def edit_seeds(seed: int, samples: int) -> list[int]:

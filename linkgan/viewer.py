@@ -46,8 +46,8 @@ from link_core.cameras import orbit_labels
 from link_core.errors import UserError
 from link_core.images import to_uint8
 from link_core.interface import seeds_to_z, view_cameras
-from link_core.link import Link
-from link_core.metrics import edit_seeds, swap_axes
+from link_core.link import Link, swap_axes
+from link_core.metrics import edit_seeds
 from render.heatmap import colorize, depth_to_rgb, difference_map, outline, upscale
 from render.shading import shade
 

@@ -53,6 +53,7 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
         (["model.resolution=48", "data.resolution=48"], "not a power of two"),
         (["data.resolution=64"], "differs from model.resolution"),
         (["train.kimg=-1"], "train.kimg: must be >= 0"),
+        (["link.perturb=swap"], "link.perturb: expected gaussian or resample"),
         (["novalue"], "expected key=value"),
     ],
 )

@@ -143,6 +143,25 @@ def test_perturbation_is_identical_on_every_ws_row():
     assert delta[..., 3:].abs().max() == 0
 
 
+def test_resampling_takes_each_side_from_the_source_w():
+    """With ``sources``, x₁ takes the link's axes from another w and x₂ the complement's."""
+    G = ToyG(coupling=1.0)
+    ws, sources = torch.randn(3, 2, W_DIM), torch.randn(3, 2, W_DIM)
+    seen = []
+    render = lambda w, c: (seen.append(w), G.synthesis(w, c))[1]  # noqa: E731
+    res = link_loss(render, ws, _links(), sources=sources)
+    x, x1, x2 = seen[0].chunk(3)
+    assert torch.equal(x1[..., :3], sources[..., :3]) and torch.equal(x1[..., 3:], ws[..., 3:])
+    assert torch.equal(x2[..., :3], ws[..., :3]) and torch.equal(x2[..., 3:], sources[..., 3:])
+    assert res.terms["link/part/image/out"].item() > 1e-3  # the coupling still leaks
+    assert res.terms["link/part/image/in"].item() == pytest.approx(0.0, abs=1e-10)
+    # Resampling towards oneself moves nothing: no change, no loss.
+    same = link_loss(_render(G), ws, _links(), sources=ws, form="relative")
+    assert same.total.item() == pytest.approx(0.0, abs=1e-10)
+    with pytest.raises(ValueError, match="sources"):
+        link_loss(_render(G), ws, _links(), sources=sources[:2])
+
+
 def test_perturbed_outputs_for_d_and_multiple_links():
     links = build_links(
         [

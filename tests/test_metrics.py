@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from link_core.link import BoxRegion, build_links
-from link_core.metrics import compare_to_unlinked, cross_leak, link_mse, swap_axes
+from link_core.link import BoxRegion, build_links, swap_axes
+from link_core.metrics import compare_to_unlinked, cross_leak, link_mse
 
 W, RES = 8, 16
 BOX = [0.25, 0.25, 0.75, 0.75]

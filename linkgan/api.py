@@ -110,6 +110,18 @@ def train(
     ``resume`` continues the latest checkpoint; the run's stored config is the base, then
     ``config`` (if given) and ``overrides`` apply, and the model section must not change.
     """
+    return build_trainer(out, config, overrides, resume, progress).train()
+
+
+def build_trainer(
+    out: str | Path,
+    config: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool = False,
+    progress: bool = True,
+) -> Trainer:
+    """The :class:`~link_core.loop.Trainer` that :func:`train` runs, ready at its first step
+    (the base loaded for ``train.init``, or the latest checkpoint for ``resume``)."""
     out = Path(out)
     existing = ckpt.list_checkpoints(out)
     latest = None
@@ -178,7 +190,7 @@ def train(
                 if not hasattr(net, "scale_style_inputs"):
                     raise ConfigError("link.init_axes_scale: this backbone has no style affines")
                 net.scale_style_inputs(axes, cfg.link.init_axes_scale)
-    return trainer.train()
+    return trainer
 
 
 def _first_difference(a: Any, b: Any, where: str) -> str:

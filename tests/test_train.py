@@ -61,6 +61,23 @@ def test_link_off_logs_no_link_terms(tmp_path, tiny_overrides):
     assert "Loss/link" not in text and "Loss/G/adv" in text
 
 
+def test_resample_perturbation_reaches_the_link_phase(tmp_path, tiny_overrides):
+    """link.perturb=resample trains and changes what the link loss sees (same seeds)."""
+    totals = {}
+    for perturb in ("gaussian", "resample"):
+        api.train(
+            tmp_path / perturb,
+            None,
+            [*tiny_overrides, "train.kimg=0.016", f"link.perturb={perturb}"],
+            progress=False,
+        )
+        rows = (tmp_path / perturb / "stats.jsonl").read_text().splitlines()
+        totals[perturb] = [json.loads(r)["Loss/link/total"] for r in rows if "Loss/link" in r]
+    assert totals["gaussian"] and totals["resample"]
+    assert all(0 <= v < float("inf") for v in totals["resample"])
+    assert totals["gaussian"] != totals["resample"]
+
+
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, tiny_overrides):
     straight = tmp_path / "straight"
     api.train(straight, None, [*tiny_overrides, "train.kimg=0.064"], progress=False)

@@ -120,25 +120,23 @@ def main() -> None:
                 result[f"link_{mode}"].update(fid=quality["fid"], kid=quality["kid"])
     if stored_off is not None:
         result["link_off"] = stored_off
-    elif len(modes) < 2:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
-        return
-    # How many times lower edit_out / edit_in is with the link, per link and map (RGB, depth),
-    # and whether linking kept the part's own edit (edit_in on / off; the issue asks >= 0.5).
-    result.update(
-        compare_to_unlinked(result["link_on"]["link_mse"], result["link_off"]["link_mse"])
-    )
-    for k in at if stored_off is None else ():  # a stored run has no checkpoints to match
-        vs = compare_to_unlinked(
-            result["link_on"]["at"][k]["link_mse"], result["link_off"]["at"][k]["link_mse"]
+    compared = "link_on" in result and "link_off" in result
+    if compared:
+        # How many times lower edit_out / edit_in is with the link, per link and map (RGB,
+        # depth), and whether linking kept the part's own edit (edit_in on / off; >= 0.5).
+        result.update(
+            compare_to_unlinked(result["link_on"]["link_mse"], result["link_off"]["link_mse"])
         )
-        result.setdefault("at", {})[k] = vs
+        for k in at if stored_off is None else ():  # a stored run has no checkpoints to match
+            result.setdefault("at", {})[k] = compare_to_unlinked(
+                result["link_on"]["at"][k]["link_mse"], result["link_off"]["at"][k]["link_mse"]
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result["out_over_in_ratio_off_vs_on"]))
-    print(json.dumps(result["edit_in_on_over_off"]))
+    if compared:
+        print(json.dumps(result["out_over_in_ratio_off_vs_on"]))
+        print(json.dumps(result["edit_in_on_over_off"]))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import zipfile
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -220,6 +221,7 @@ def test_quickstart_3d_boxes_fit_their_parts():
     from pathlib import Path
 
     from link_core.config import load_config
+    from link_core.link import build_region
     from link_core.synth3d import box_part_stats, parts_named
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs/quickstart_3d.yaml")
@@ -233,7 +235,9 @@ def test_quickstart_3d_boxes_fit_their_parts():
     # No two links may own the same space: where boxes overlap, one link's L_in forbids the
     # other's edits there (eyes' weight 4 over an eyes box holding the bridge of the nose
     # starved the nose link: 0.74x as local as unlinked, issue #8).
-    boxes = {link["name"]: _boxes(link["region"]["box3d"]) for link in cfg.link.links}
+    boxes = {
+        link["name"]: build_region(link["region"], link["name"]).boxes for link in cfg.link.links
+    }
     for a, b in itertools.combinations(boxes, 2):
         for p, q in itertools.product(boxes[a], boxes[b]):
             assert not _boxes_overlap(p, q), (a, p, b, q)
@@ -245,10 +249,6 @@ def test_quickstart_3d_boxes_fit_their_parts():
     assert _boxes_overlap(old_eyes, [-0.07, -0.09, 0.22, 0.07, 0.03, 0.5])
 
 
-def _boxes(value: list) -> list[list[float]]:
-    return value if isinstance(value[0], list) else [value]
-
-
-def _boxes_overlap(p: list[float], q: list[float]) -> bool:
+def _boxes_overlap(p: Sequence[float], q: Sequence[float]) -> bool:
     """Whether two (x0, y0, z0, x1, y1, z1) boxes share a volume (touching faces do not)."""
     return all(max(p[i], q[i]) < min(p[i + 3], q[i + 3]) for i in range(3))

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from link_core.errors import ConfigError
+from link_core.link import LOSS_FORMS
 
 
 @dataclass
@@ -95,7 +96,9 @@ class LinkConfig:
     form: str = "absolute"
     """``absolute``: the paper's squared changes (eqs. 3, 4). ``relative``: each
     perturbation's change on the wrong side as a share of its whole change (scale-free;
-    small generators fine-tuned with the absolute form collapse instead of linking)."""
+    small generators fine-tuned with the absolute form collapse instead of linking).
+    ``share``: ``−log`` of the share of each perturbation's *summed* squared change that lands
+    on its own side (what an edit's heat map shows; strict for small parts)."""
     init_axes_scale: float = 1.0
     """When a run starts from ``train.init``: multiply the w -> style weights of every
     linked axis by this (e.g. 0.1). The converged generator's linked axes then start nearly
@@ -401,8 +404,8 @@ def validate_config(cfg: Config) -> None:
         )
     if cfg.link.perturb not in ("gaussian", "resample"):
         raise ConfigError(f"link.perturb: expected gaussian or resample, got {cfg.link.perturb!r}")
-    if cfg.link.form not in ("absolute", "relative"):
-        raise ConfigError(f"link.form: expected absolute or relative, got {cfg.link.form!r}")
+    if cfg.link.form not in LOSS_FORMS:
+        raise ConfigError(f"link.form: expected one of {LOSS_FORMS}, got {cfg.link.form!r}")
     if cfg.train.mixed_precision not in ("off", "bf16", "fp16"):
         raise ConfigError(
             f"train.mixed_precision: expected off, bf16 or fp16, got {cfg.train.mixed_precision!r}"

@@ -7,6 +7,10 @@ For each link, over N fixed seeds, with images in [0, 1]:
                        rest_in: the region should not move).
   region_var         : per-pixel variance across the N originals, averaged over the region:
                        a strong λ can "link" by making the part dull, which this exposes.
+  edit_share         : the share of an edit's whole squared change (a sum over pixels, not a
+                       per-pixel mean) that lies inside the region, averaged over the samples
+                       that see the region: what the edit's heat map shows. 1 is a perfectly
+                       local edit; an unlinked small part sits near its area share.
 MSE is the mean squared change per masked pixel and channel (``link.masked_mse``), averaged
 over samples.
 """
@@ -19,7 +23,7 @@ from typing import Any
 import torch
 
 from link_core.interface import eval_cameras, seeds_to_z
-from link_core.link import Link, masked_mse, resize_mask, swap_axes
+from link_core.link import Link, change_share, masked_mse, resize_mask, swap_axes
 
 MapFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 IMAGE_MAPS: dict[str, MapFn] = {"image": lambda out: (out["image"] + 1) / 2}
@@ -115,6 +119,11 @@ def link_mse(
                 acc["edit_out"] += float(masked_mse(xe, x, 1 - m).sum())
                 acc["rest_in"] += float(masked_mse(xr, x, m).sum())
                 acc["rest_out"] += float(masked_mse(xr, x, 1 - m).sum())
+                seen = m.sum(dim=(1, 2, 3)) > 0.5
+                acc["share_sum"] = acc.get("share_sum", 0.0) + float(
+                    change_share(xe, x, m)[seen].sum()
+                )
+                acc["share_count"] = acc.get("share_count", 0.0) + float(seen.sum())
     result = {
         name: {m: {k: v / num for k, v in acc.items()} for m, acc in per_map.items()}
         for name, per_map in sums.items()
@@ -122,6 +131,7 @@ def link_mse(
     for name, per_map in result.items():
         for map_name, acc in per_map.items():
             acc["out_over_in"] = acc["edit_out"] / max(acc["edit_in"], 1e-12)
+            acc["edit_share"] = acc.pop("share_sum") / max(acc.pop("share_count"), 1e-12)
             s1, s2, mass = moments[f"{name}/{map_name}"]
             var = (s2 / num - (s1 / num).square()).clamp(min=0).mean(0)  # [H, W]
             region = mass[0] / num

@@ -96,9 +96,7 @@ class LinkConfig:
     form: str = "absolute"
     """``absolute``: the paper's squared changes (eqs. 3, 4). ``relative``: each
     perturbation's change on the wrong side as a share of its whole change (scale-free;
-    small generators fine-tuned with the absolute form collapse instead of linking).
-    ``share``: ``−log`` of the share of each perturbation's *summed* squared change that lands
-    on its own side (what an edit's heat map shows; strict for small parts)."""
+    small generators fine-tuned with the absolute form collapse instead of linking)."""
     init_axes_scale: float = 1.0
     """When a run starts from ``train.init``: multiply the w -> style weights of every
     linked axis by this (e.g. 0.1). The converged generator's linked axes then start nearly

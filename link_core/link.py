@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from link_core.cameras import unproject_depth
 from link_core.errors import ConfigError
 
-LOSS_FORMS = ("absolute", "relative", "share")
+LOSS_FORMS = ("absolute", "relative")
 """How :func:`link_loss` measures eqs. 3 and 4 (see its ``form``)."""
 
 Outputs = dict[str, torch.Tensor]
@@ -353,24 +353,6 @@ def change_share(
     return (sq * mask).sum(dim=(1, 2, 3)) / (sq.sum(dim=(1, 2, 3)) + eps)
 
 
-def share_leak(
-    perturbed: torch.Tensor, original: torch.Tensor, right: torch.Tensor, eps: float = 1e-6
-) -> torch.Tensor:
-    """``−log`` of the share of a perturbation's whole squared change that lands in ``right``.
-
-    :func:`change_share` on ``right`` (sums over pixels: what a heat map shows), as
-    ``−log(share + eps)`` averaged over the samples whose mask has pixels on both sides. The
-    log keeps the gradient alive while most of the change is still on the wrong side (a
-    plain share saturates there) and fades once the change is where it belongs. Scale-free,
-    like :func:`leak_fraction`. perturbed, original: ``[B, C, H, W]``; right: ``[B, 1, H, W]``
-    in [0, 1]. Returns a scalar; 0 when no sample qualifies.
-    """
-    mass = right.sum(dim=(1, 2, 3))
-    both = ((mass > 0.5) & (mass < right[0].numel() - 0.5)).to(perturbed.dtype)
-    leak = -torch.log(change_share(perturbed, original, right) + eps)
-    return (leak * both).sum() / both.sum().clamp(min=1.0)
-
-
 def leak_fraction(
     perturbed: torch.Tensor, original: torch.Tensor, wrong: torch.Tensor, eps: float = 1e-6
 ) -> torch.Tensor:
@@ -451,9 +433,9 @@ def link_loss(
         scale-free, so it cannot be met by making w matter less. Small generators fine-tuned
         with the absolute form collapse instead of linking (every resample then changes
         little; measured in issue #8's note), the relative form moves change into the region.
-        ``share`` (:func:`share_leak`) compares *sums* of squared change rather than
-        per-pixel means: a small part's edit that also moves the silhouette a little
-        everywhere has a fine per-pixel ratio but most of its change outside the part.
+        (A form on *summed* change, :func:`change_share`, was tried on the 3-D demo and
+        hid the parts instead: a ``box3d`` region the surface leaves is empty, and an empty
+        region adds no loss. Issue #8's note.)
     sources: ``[B, num_ws, w_dim]``, other instances' w. When given, x₁ and x₂ *resample*
         instead of adding noise: they take their moved axes from ``sources`` (α = 1: the
         whole way, :func:`swap_axes`), so every perturbed w is one the mapping produces, as
@@ -504,12 +486,9 @@ def link_loss(
             if form == "absolute":
                 l_in = masked_mse(x2, x, m).mean() * s2  # eq. 3
                 l_out = masked_mse(x1, x, 1.0 - m).mean() * s2  # eq. 4
-            elif form == "relative":
+            else:
                 l_in = leak_fraction(x2, x, m)  # eq. 3, as a share of x₂'s change
                 l_out = leak_fraction(x1, x, 1.0 - m)  # eq. 4, as a share of x₁'s change
-            else:
-                l_in = share_leak(x2, x, 1.0 - m)  # eq. 3: x₂'s change belongs outside
-                l_out = share_leak(x1, x, m)  # eq. 4: x₁'s change belongs inside
             terms[f"link/{link.name}/{name}/in"] = l_in
             terms[f"link/{link.name}/{name}/out"] = l_out
             # eqs. 5, 6, with the link's own weight (1 in the paper)

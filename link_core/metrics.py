@@ -11,6 +11,9 @@ For each link, over N fixed seeds, with images in [0, 1]:
                        per-pixel mean) that lies inside the region, averaged over the samples
                        that see the region: what the edit's heat map shows. 1 is a perfectly
                        local edit; an unlinked small part sits near its area share.
+  region_area        : the region's mean share of the image: a 3-D region is where the
+                       surface lies in its box, so a model can also "link" by moving the
+                       part's surface out of the box, which this exposes.
 MSE is the mean squared change per masked pixel and channel (``link.masked_mse``), averaged
 over samples.
 """
@@ -119,6 +122,7 @@ def link_mse(
                 acc["edit_out"] += float(masked_mse(xe, x, 1 - m).sum())
                 acc["rest_in"] += float(masked_mse(xr, x, m).sum())
                 acc["rest_out"] += float(masked_mse(xr, x, 1 - m).sum())
+                acc["region_area"] = acc.get("region_area", 0.0) + float(m.mean((1, 2, 3)).sum())
                 seen = m.sum(dim=(1, 2, 3)) > 0.5
                 acc["share_sum"] = acc.get("share_sum", 0.0) + float(
                     change_share(xe, x, m)[seen].sum()
@@ -159,7 +163,9 @@ def compare_to_unlinked(
     ``{"out_over_in_ratio_off_vs_on": {link: {map: r}}, "edit_in_on_over_off": {...}}``:
     r = unlinked ``out_over_in`` / linked ``out_over_in`` (how many times more local the
     edit is; issue #8 asks >= 3), and the linked ``edit_in`` as a share of the unlinked one
-    (how much of the part's own change linking kept; >= 0.5 means it was not erased).
+    (how much of the part's own change linking kept; >= 0.5 means it was not erased). When
+    both results have ``edit_share``, also ``"edit_share_on_over_off"``: how many times more
+    of the edit's summed change lies inside the part with the link.
     """
     if {k: set(v) for k, v in linked.items()} != {k: set(v) for k, v in unlinked.items()}:
         raise ValueError(
@@ -178,7 +184,18 @@ def compare_to_unlinked(
         }
         for name, maps in linked.items()
     }
-    return {"out_over_in_ratio_off_vs_on": ratio, "edit_in_on_over_off": kept}
+    result = {"out_over_in_ratio_off_vs_on": ratio, "edit_in_on_over_off": kept}
+    if all(
+        "edit_share" in m for maps in (*linked.values(), *unlinked.values()) for m in maps.values()
+    ):
+        result["edit_share_on_over_off"] = {
+            name: {
+                m: on["edit_share"] / max(unlinked[name][m]["edit_share"], 1e-12)
+                for m, on in maps.items()
+            }
+            for name, maps in linked.items()
+        }
+    return result
 
 
 @torch.no_grad()

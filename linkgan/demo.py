@@ -171,6 +171,7 @@ def run_demo(
             _log(
                 f"  {name} {map_name}: edit_in {m['edit_in']:.4f}  edit_out {m['edit_out']:.4f}"
                 f"  out/in {m['out_over_in']:.3f}  rest_in {m['rest_in']:.4f}"
+                f"  change inside {m['edit_share']:.1%}"
             )
     if baseline:
         _log("against the unlinked baseline (out/in unlinked ÷ linked; edit_in linked ÷ unlinked):")

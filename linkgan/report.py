@@ -85,13 +85,23 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
                         f"{m['out_over_in']:.3f}",
                         f"{m['rest_in']:.4f}",
                         f"{m['rest_out']:.4f}",
+                        f"{m['edit_share']:.3f}" if "edit_share" in m else "–",
                     )
                 )
                 + "</tr>"
             )
     head = "".join(
         f"<th>{h}</th>"
-        for h in ("link", "map", "edit_in", "edit_out", "out / in", "rest_in", "rest_out")
+        for h in (
+            "link",
+            "map",
+            "edit_in",
+            "edit_out",
+            "out / in",
+            "rest_in",
+            "rest_out",
+            "edit's change inside",
+        )
     )
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 

@@ -18,7 +18,6 @@ from link_core.link import (
     masked_mse,
     parse_axes,
     perturb_ws,
-    share_leak,
 )
 
 W_DIM, RES = 8, 16
@@ -130,29 +129,6 @@ def test_change_share_sums_the_change_where_per_pixel_means_hide_it():
     assert share[0].item() == pytest.approx(16 / (16 + 0.25 * 240), abs=1e-5)  # 0.21
     assert change_share(x + m, x, m)[0].item() == pytest.approx(1.0, abs=1e-6)
     assert change_share(x, x, m)[0].item() == 0.0  # nothing changed: no share anywhere
-
-
-def test_share_leak_is_minus_log_share_scale_free_and_skips_hidden_regions():
-    x = torch.zeros(3, 3, RES, RES)
-    m = BoxRegion((BOX,)).mask(RES, RES).expand(3, -1, -1, -1).clone()
-    edit = x + m + 0.5 * (1 - m)  # 64 px at 1, 192 px at 0.25: share 64 / 112
-    expected = -torch.log(torch.tensor(64 / 112)).item()
-    assert share_leak(edit, x, m).item() == pytest.approx(expected, abs=1e-4)
-    assert share_leak(0.01 * edit, x, m).item() == pytest.approx(expected, abs=1e-3)
-    assert share_leak(x + m, x, m).item() == pytest.approx(0.0, abs=1e-5)
-    m[0] = 0  # out of view: neither side's change says anything
-    assert share_leak(edit, x, m).item() == pytest.approx(expected, abs=1e-4)
-
-
-def test_share_form_is_zero_for_a_decoupled_generator_and_grows_with_the_leak():
-    ws = torch.randn(4, 3, W_DIM)
-    totals = []
-    for coupling in (0.0, 0.3, 1.0):
-        torch.manual_seed(0)
-        G = ToyG(coupling=coupling)
-        totals.append(link_loss(_render(G), ws, _links(), form="share").total.item())
-    assert totals[0] == pytest.approx(0.0, abs=1e-4)
-    assert 0.0 < totals[1] < totals[2]
 
 
 def test_relative_form_cannot_be_met_by_shrinking_the_generator():

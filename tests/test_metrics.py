@@ -45,6 +45,7 @@ def test_perfect_link_has_no_leak(mode):
     assert m["edit_in"] > 0.01 and m["rest_out"] > 0.01
     assert m["region_var"] > 0.01  # the region is diverse across seeds
     assert m["edit_share"] == pytest.approx(1.0, abs=1e-6)  # all of the edit's change inside
+    assert m["region_area"] == pytest.approx(0.25)  # the box is a quarter of the image
 
 
 def test_region_var_is_zero_for_a_constant_region():
@@ -134,5 +135,11 @@ def test_compare_to_unlinked_divides_out_over_in_and_edit_in():
     vs = compare_to_unlinked(on, off)
     assert vs["out_over_in_ratio_off_vs_on"]["eyes"] == pytest.approx({"image": 6.0, "depth": 1.0})
     assert vs["edit_in_on_over_off"]["eyes"] == pytest.approx({"image": 0.5, "depth": 1.0})
+    assert "edit_share_on_over_off" not in vs  # results from before edit_share existed
+    for res, share in ((on, 0.3), (off, 0.05)):
+        for per_map in res["eyes"].values():
+            per_map["edit_share"] = share
+    vs = compare_to_unlinked(on, off)
+    assert vs["edit_share_on_over_off"]["eyes"] == pytest.approx({"image": 6.0, "depth": 6.0})
     with pytest.raises(ValueError, match="links/maps differ"):
         compare_to_unlinked(on, {"eyes": {"image": m(0.04, 0.6)}})

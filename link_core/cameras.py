@@ -238,6 +238,12 @@ def _rays(c: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch
     return origins, dirs
 
 
+def ray_bundle_hw(c: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays through the pixel centres of ``height × width`` images: (origins, unit
+    directions), each ``[N, height·width, 3]``, row-major."""
+    return _rays(c, height, width)
+
+
 def ray_bundle(c: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays through the pixel centres of ``resolution²`` images: (origins ``[N, R, 3]``,
     unit directions ``[N, R, 3]``) with ``R = resolution²``, row-major (rows v, columns u)."""

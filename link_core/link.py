@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 
-from link_core.cameras import unproject_depth
+from link_core.cameras import ray_bundle_hw, unproject_depth
 from link_core.errors import ConfigError
 
 LOSS_FORMS = ("absolute", "relative")
@@ -122,9 +122,18 @@ class Box3DRegion:
     nothing report the far bound as depth, which lies outside any box inside the volume.
     Several boxes make a part of separate pieces (the two eyes) without owning the space
     between them (the bridge of the nose, which another link owns).
+
+    ``seen`` (config ``box3d_seen``): the mask is instead every pixel whose ray passes
+    through a box before it meets the surface: the box as the camera sees it, unless the
+    object stands in front of it. Such a mask does not depend on where the part's own
+    surface lies, so fine-tuning cannot empty it by moving that surface out of the box (with
+    ``box3d``, the demo's eye and nose masks shrank to half the base's area that way:
+    ``bench/edit_share.py``); from the side it also owns the background just in front of
+    the part, where the part's silhouette moves.
     """
 
     boxes: tuple[tuple[float, float, float, float, float, float], ...]
+    seen: bool = False
 
     def contains(self, points: torch.Tensor) -> torch.Tensor:
         """``points [..., 3]`` -> bool ``[...]``."""
@@ -137,9 +146,26 @@ class Box3DRegion:
         if depth is None or c is None:
             raise ValueError("a box3d region needs 'image_depth' and cameras (a 3-D backbone)")
         with torch.no_grad():
-            points = unproject_depth(c.to(depth.dtype), depth.detach())  # [B, h, w, 3]
-            mask = self.contains(points)[:, None].to(depth.dtype)
+            if self.seen:
+                mask = self._seen(c.to(depth.dtype), depth.detach())
+            else:
+                points = unproject_depth(c.to(depth.dtype), depth.detach())  # [B, h, w, 3]
+                mask = self.contains(points)[:, None].to(depth.dtype)
         return resize_mask(mask, outputs["image"].shape[-2:])
+
+    def _seen(self, c: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, h, w]``: rays that enter a box (slab test) no farther than the surface."""
+        b, _, h, w = depth.shape
+        origins, dirs = ray_bundle_hw(c, h, w)  # [B, P, 3]
+        boxes = depth.new_tensor(self.boxes)  # [K, 6]
+        o, d = origins[:, :, None], dirs[:, :, None]  # [B, P, 1, 3]
+        d = torch.where(d.abs() < 1e-9, torch.full_like(d, 1e-9), d)
+        t0, t1 = (boxes[:, :3] - o) / d, (boxes[:, 3:] - o) / d  # [B, P, K, 3]
+        enter = torch.minimum(t0, t1).amax(-1)  # [B, P, K]
+        leave = torch.maximum(t0, t1).amin(-1)
+        surface = depth.reshape(b, h * w, 1)
+        hit = (leave >= enter.clamp(min=0)) & (enter <= surface)
+        return hit.any(-1).reshape(b, 1, h, w).to(depth.dtype)
 
 
 @dataclass(frozen=True)
@@ -232,15 +258,16 @@ def build_region(
     providers: Mapping[str, MaskProvider] | None = None,
     region_kinds: Mapping[str, RegionFactory] | None = None,
 ) -> Region:
-    """A region from ``{box: [...]}``, ``{boxes: [[...], ...]}``, ``{mask: NAME}`` or
+    """A region from ``{box: [...]}``, ``{boxes: [[...], ...]}``, ``{mask: NAME}``,
     ``{box3d: [x0, y0, z0, x1, y1, z1]}`` (object space; needs a 3-D-aware backbone; a list
-    of such boxes is their union).
+    of such boxes is their union) or ``{box3d_seen: ...}`` (the same boxes, masked where the
+    camera sees them: :class:`Box3DRegion`'s ``seen``).
 
     ``providers`` maps mask names to providers; ``region_kinds`` lets a backbone add kinds
     (EG3D's ``box3d``) without this module knowing about it.
     """
     if not isinstance(spec, dict) or len(spec) != 1:
-        kinds = ["box", "boxes", "mask", "box3d", *(region_kinds or {})]
+        kinds = ["box", "boxes", "mask", "box3d", "box3d_seen", *(region_kinds or {})]
         raise ConfigError(f"{where}: expected exactly one of {kinds}, got {spec!r}")
     ((kind, value),) = spec.items()
     if kind == "box":
@@ -257,14 +284,15 @@ def build_region(
             known = ", ".join(sorted(providers)) or "none configured"
             raise ConfigError(f"{where}.mask: unknown mask provider {value!r} (available: {known})")
         return MaskRegion(value, providers[value])
-    if kind == "box3d":
+    if kind in ("box3d", "box3d_seen"):
+        seen = kind == "box3d_seen"
         if isinstance(value, list | tuple) and value and isinstance(value[0], list | tuple):
-            boxes = [_parse_box3d(b, f"{where}.box3d[{i}]") for i, b in enumerate(value)]
-            return Box3DRegion(tuple(boxes))
-        return Box3DRegion((_parse_box3d(value, f"{where}.box3d"),))
+            boxes = [_parse_box3d(b, f"{where}.{kind}[{i}]") for i, b in enumerate(value)]
+            return Box3DRegion(tuple(boxes), seen)
+        return Box3DRegion((_parse_box3d(value, f"{where}.{kind}"),), seen)
     if region_kinds and kind in region_kinds:
         return region_kinds[kind](value, f"{where}.{kind}")
-    known = ["box", "boxes", "mask", "box3d", *(region_kinds or {})]
+    known = ["box", "boxes", "mask", "box3d", "box3d_seen", *(region_kinds or {})]
     raise ConfigError(f"{where}: unknown region kind '{kind}' (known: {', '.join(known)})")
 
 

@@ -196,7 +196,8 @@ def _region_text(region: Any) -> str:
 
     if isinstance(region, Box3DRegion):
         boxes = " + ".join(str(list(b)) for b in region.boxes)
-        return f"3-D box {boxes} in object space (the same part from every view)"
+        where = "where the camera sees the box" if region.seen else "the same part from every view"
+        return f"3-D box {boxes} in object space ({where})"
     if hasattr(region, "boxes"):
         return f"image box(es) {[list(b) for b in region.boxes]} (normalized x0, y0, x1, y1)"
     return f"per-instance mask from '{getattr(region, 'name', '?')}'"

@@ -289,3 +289,33 @@ def test_box3d_union_holds_points_in_any_of_its_boxes():
     points = torch.tensor([[-0.2, 0.0, 0.2], [0.2, 0.0, 0.2], [0.0, 0.0, 0.2], [0.2, 0.5, 0.2]])
     assert link.region.contains(points).tolist() == [True, True, False, False]
     assert link.region.contains(points[None]).shape == (1, 4)
+
+
+def test_box3d_seen_masks_the_box_where_the_camera_sees_it():
+    """``box3d_seen``: every pixel whose ray enters a box before meeting the surface. A box
+    floating in front of the sphere is seen from its side and hidden behind the sphere from
+    the other; a part whose surface retreats out of its box keeps its mask (``box3d`` loses
+    it, which a fine-tune can exploit to empty the region)."""
+    spec = CameraSpec(radius=2.7, fov_deg=18.837, pivot=(0.0, 0.0, 0.0))
+    c = orbit_labels(torch.tensor([0.0, math.pi]), torch.zeros(2), spec)
+    res = 32
+    front = 0 if c[0, 11] > 0 else 1  # the camera on the +z side
+    (link,) = build_links(
+        [{"axes": [0, 8], "region": {"box3d_seen": [-0.1, -0.1, 0.35, 0.1, 0.1, 0.45]}}], 16
+    )
+    assert link.region.seen
+    outputs = {"image": torch.zeros(2, 3, res, res), "image_depth": sphere_depth(c, res)}
+    mask = link.region(outputs, c)
+    assert mask[front].sum() >= 9  # about a 0.2 x 0.2 square at 2.3 from the camera
+    assert mask[1 - front].sum() == 0  # the sphere stands in front of it
+    assert Box3DRegion(link.region.boxes)(outputs, c).sum() == 0  # no surface inside it
+
+    cap = [-0.2, -0.2, 0.2, 0.2, 0.2, 0.5]  # holds the front of a 0.3 sphere
+    inside, seen = Box3DRegion((tuple(cap),)), Box3DRegion((tuple(cap),), seen=True)
+    before = {"image": outputs["image"], "image_depth": sphere_depth(c, res, radius=0.3)}
+    after = {"image": outputs["image"], "image_depth": sphere_depth(c, res, radius=0.15)}
+    assert inside(before, c)[front].sum() > 0 and inside(after, c)[front].sum() == 0
+    assert torch.equal(seen(before, c)[front], seen(after, c)[front])
+    assert seen(before, c)[front].sum() >= inside(before, c)[front].sum()
+    with pytest.raises(ConfigError, match=r"box3d_seen: box .* is empty"):
+        build_links([{"axes": [0, 8], "region": {"box3d_seen": [0, 0, 0, 1, -1, 1]}}], 16)

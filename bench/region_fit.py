@@ -1,4 +1,4 @@
-"""How well each ``box3d`` link of a config fits its part of the synthetic objects.
+"""How well each 3-D box link (``box3d``, ``box3d_seen``) of a config fits its synthetic part.
 
     python bench/region_fit.py --config configs/quickstart_3d.yaml \
         --out bench/results/region_fit_quickstart_3d.json
@@ -32,11 +32,13 @@ def main() -> None:
     res = args.res or cfg.data.resolution
     result: dict = {"config": args.config, "kind": kind, "num": args.num, "resolution": res}
     for link in cfg.link.links:
-        box = (link.get("region") or {}).get("box3d")
+        region = link.get("region") or {}
+        seen = "box3d_seen" in region
+        box = region.get("box3d_seen" if seen else "box3d")
         parts = parts_named(link.get("name", ""), kind)
         if box is None or parts is None:
             continue
-        stats = box_part_stats(box, parts, kind, args.num, res)
+        stats = box_part_stats(box, parts, kind, args.num, res, seen=seen)
         result[link["name"]] = {"box": box, "parts": parts, **stats}
         print(
             f"{link['name']:8s} coverage {stats['coverage']:.3f}  foreign {stats['foreign']:.3f}"

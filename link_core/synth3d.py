@@ -51,7 +51,6 @@ from link_core.cameras import (
     orbit_labels,
     sample_poses,
     split_labels,
-    unproject_depth,
 )
 from link_core.data import LinkDataset, write_dataset_zip
 from link_core.errors import DataError
@@ -859,9 +858,11 @@ def box_part_stats(
     resolution: int = 32,
     seed: int = 0,
     yaw_std_deg: float = 25.0,
+    seen: bool = False,
 ) -> dict[str, Any]:
     """How well a ``box3d`` region ``(x0, y0, z0, x1, y1, z1)`` (or a list of them: their
-    union) fits named parts of the
+    union; ``seen``: a ``box3d_seen`` region, whose mask is where the camera sees the box;
+    only its pixels on a surface are counted) fits named parts of the
     synthetic objects, measured the way the link sees it: ``num`` views from a frontal cone
     (yaw σ ``yaw_std_deg``), the surface point of each pixel from the true depth, the mask
     where it lies in the box.
@@ -881,9 +882,9 @@ def box_part_stats(
     views = render_views(kind, seed, list(range(num)), c, resolution)
     hit = torch.isfinite(views["depth"][:, 0])
     depth = torch.where(hit[:, None], views["depth"], torch.full_like(views["depth"], 1e3))
-    points = unproject_depth(c, depth)  # [B, h, w, 3]
-    region = build_region({"box3d": list(box)}, "box")  # one box or a list: as in a config
-    inside = region.contains(points) & hit
+    region = build_region({"box3d_seen" if seen else "box3d": list(box)}, "box")  # as in a config
+    inside = region({"image": views["image"], "image_depth": depth}, c)[:, 0] > 0.5
+    inside = inside & hit
     part_id = views["mask"][:, 0].long()
     ids = [names.index(p) for p in parts]
     own = torch.isin(part_id, torch.tensor(ids))

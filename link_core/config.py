@@ -18,7 +18,9 @@ from typing import Any
 import yaml
 
 from link_core.errors import ConfigError
-from link_core.link import LOSS_FORMS
+
+LOSS_FORMS = ("absolute", "relative")
+"""How the link loss measures eqs. 3 and 4 (``link.form``; ``link_core.link.link_loss``)."""
 
 
 @dataclass

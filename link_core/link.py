@@ -29,10 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from link_core.cameras import ray_bundle_hw, unproject_depth
+from link_core.config import LOSS_FORMS
 from link_core.errors import ConfigError
-
-LOSS_FORMS = ("absolute", "relative")
-"""How :func:`link_loss` measures eqs. 3 and 4 (see its ``form``)."""
 
 Outputs = dict[str, torch.Tensor]
 RenderFn = Callable[[torch.Tensor, torch.Tensor | None], Outputs]

@@ -11,8 +11,8 @@ For each link, over N fixed seeds, with images in [0, 1]:
                        per-pixel mean) that lies inside the region, averaged over the samples
                        that see the region: what the edit's heat map shows. 1 is a perfectly
                        local edit; an unlinked small part sits near its area share.
-  region_area        : the region's mean share of the image: a 3-D region is where the
-                       surface lies in its box, so a model can also "link" by moving the
+  region_area        : the region's mean share of the image: a ``box3d`` region is where
+                       the surface lies in its box, so a model can also "link" by moving the
                        part's surface out of the box, which this exposes.
 MSE is the mean squared change per masked pixel and channel (``link.masked_mse``), averaged
 over samples.

@@ -112,6 +112,11 @@ class LinkConfig:
     """Output maps the loss regularizes, with a weight each (EG3D adds image_raw, depth)."""
     batch_shrink: int = 1
     """Run the link phase on ``batch // batch_shrink`` samples (cheaper lazy phase)."""
+    view_yaw_deg: float = 0.0
+    """> 0: the link phase draws its cameras from the data set's labels (25-float camera
+    labels) whose position lies within this many degrees of yaw of the front (+z about the
+    origin), so its samples see the linked parts: from behind a face's parts are out of view
+    and such a sample adds no loss. 0: any label, as the main phases."""
     volume_weight: float = 0.0
     """Weight of the volumetric link term (3-D regions, generators with ``sample_mixed``):
     compare density and colour at random 3-D points inside/outside the region after
@@ -404,6 +409,8 @@ def validate_config(cfg: Config) -> None:
         )
     if cfg.link.perturb not in ("gaussian", "resample"):
         raise ConfigError(f"link.perturb: expected gaussian or resample, got {cfg.link.perturb!r}")
+    if not 0.0 <= cfg.link.view_yaw_deg <= 180.0:
+        raise ConfigError(f"link.view_yaw_deg: expected 0-180 degrees, got {cfg.link.view_yaw_deg}")
     if cfg.link.form not in LOSS_FORMS:
         raise ConfigError(f"link.form: expected one of {LOSS_FORMS}, got {cfg.link.form!r}")
     if cfg.train.mixed_precision not in ("off", "bf16", "fp16"):

@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from link_core import checkpoint as ckpt
+from link_core.cameras import camera_label_yaw_pitch
 from link_core.config import Config, config_to_dict
 from link_core.data import image_to_float
 from link_core.distributed import (
@@ -376,6 +377,21 @@ class Trainer:
         idx = torch.randint(len(self.dataset), (n,), generator=generator)
         return torch.stack([self.dataset[int(i)]["label"] for i in idx]).to(self.device)
 
+    def _toward_front(self, c: torch.Tensor, yaw_deg: float, tries: int = 32) -> torch.Tensor:
+        """``c`` with every camera label farther than ``yaw_deg`` of yaw from the front (+z
+        about the origin) drawn again from the data set (0, or labels that are not 25-float
+        cameras: ``c`` as it is)."""
+        if yaw_deg <= 0 or c.shape[-1] != 25:
+            return c
+        c = c.clone()
+        for _ in range(tries):
+            yaw, _ = camera_label_yaw_pitch(c, pivot=(0.0, 0.0, 0.0))
+            behind = yaw.abs() > math.radians(yaw_deg)
+            if not behind.any():
+                break
+            c[behind] = self._sample_labels(int(behind.sum()))
+        return c
+
     def _mapping(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Map z with style mixing (StyleGAN2: one cutoff per batch)."""
         ws = self.G.mapping(z, c, update_emas=True)
@@ -463,6 +479,7 @@ class Trainer:
         if self.links and s % cfg.link.interval == 0:
             self._seed(2)
             z, c = self._global_inputs(self._shrunk(cfg.link.batch_shrink))
+            c = self._toward_front(c, cfg.link.view_yaw_deg)
             self._seed(2, local=True)
             perturbed: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
             for rows_, share in self._micro(z.shape[0]):

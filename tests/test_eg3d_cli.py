@@ -258,3 +258,29 @@ def test_render_turntable_partition_and_interpolation_videos(trained_3d, tmp_pat
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err and err.count("\n") == 1, err
     assert not (tmp_path / "bad.mp4").exists()
+
+
+def test_link_phase_views_can_face_the_front(tmp_path):
+    """``link.view_yaw_deg``: the link phase redraws the data set's cameras that look at the
+    back of the head (where a face's parts are out of view and add no loss)."""
+    import math
+
+    import torch
+
+    from link_core.cameras import camera_label_yaw_pitch
+    from link_core.errors import ConfigError
+    from linkgan import api
+
+    overrides = [*HEADS_3D, "data.num_images=32", "link.view_yaw_deg=45", "train.kimg=0.01"]
+    trainer = api.build_trainer(tmp_path / "run", None, overrides, progress=False)
+    torch.manual_seed(0)
+    c = trainer._sample_labels(64)
+    yaw = camera_label_yaw_pitch(c, pivot=(0.0, 0.0, 0.0))[0].abs()
+    front = yaw <= math.radians(45)
+    assert (~front).any() and front.any()  # the orbit data set looks from all round
+    moved = trainer._toward_front(c, 45.0)
+    assert (camera_label_yaw_pitch(moved, pivot=(0.0, 0.0, 0.0))[0].abs() <= math.radians(45)).all()
+    assert torch.equal(moved[front], c[front])  # views of the face are kept as drawn
+    assert trainer._toward_front(c, 0.0) is c
+    with pytest.raises(ConfigError, match="view_yaw_deg"):
+        api.build_trainer(tmp_path / "bad", None, [*overrides, "link.view_yaw_deg=200"])

@@ -31,6 +31,16 @@ from link_core.link import Link, change_share, masked_mse, resize_mask, swap_axe
 MapFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 IMAGE_MAPS: dict[str, MapFn] = {"image": lambda out: (out["image"] + 1) / 2}
 DEPTH_MAPS: dict[str, MapFn] = {"depth": lambda out: out["image_depth"]}
+ACCUMULATED = (
+    "edit_in",
+    "edit_out",
+    "rest_in",
+    "rest_out",
+    "region_area",
+    "share_sum",
+    "share_count",
+)
+"""Sums :func:`link_mse` keeps per link and map (``share_*`` become ``edit_share``)."""
 
 
 def default_maps(outputs: Mapping[str, torch.Tensor]) -> dict[str, MapFn]:
@@ -115,19 +125,15 @@ def link_mse(
                 mom[0] = mom[0] + x.sum(0)
                 mom[1] = mom[1] + x.square().sum(0)
                 mom[2] = mom[2] + m.sum(0)
-                acc = sums.setdefault(lk.name, {}).setdefault(
-                    name, dict.fromkeys(("edit_in", "edit_out", "rest_in", "rest_out"), 0.0)
-                )
+                acc = sums.setdefault(lk.name, {}).setdefault(name, dict.fromkeys(ACCUMULATED, 0.0))
                 acc["edit_in"] += float(masked_mse(xe, x, m).sum())
                 acc["edit_out"] += float(masked_mse(xe, x, 1 - m).sum())
                 acc["rest_in"] += float(masked_mse(xr, x, m).sum())
                 acc["rest_out"] += float(masked_mse(xr, x, 1 - m).sum())
-                acc["region_area"] = acc.get("region_area", 0.0) + float(m.mean((1, 2, 3)).sum())
-                seen = m.sum(dim=(1, 2, 3)) > 0.5
-                acc["share_sum"] = acc.get("share_sum", 0.0) + float(
-                    change_share(xe, x, m)[seen].sum()
-                )
-                acc["share_count"] = acc.get("share_count", 0.0) + float(seen.sum())
+                acc["region_area"] += float(m.mean((1, 2, 3)).sum())
+                seen = m.sum(dim=(1, 2, 3)) > 0.5  # edit_share: samples that see the region
+                acc["share_sum"] += float(change_share(xe, x, m)[seen].sum())
+                acc["share_count"] += float(seen.sum())
     result = {
         name: {m: {k: v / num for k, v in acc.items()} for m, acc in per_map.items()}
         for name, per_map in sums.items()

@@ -149,3 +149,23 @@ def barrier(info: DistInfo) -> None:
         import torch.distributed as dist
 
         dist.barrier()
+
+
+def close_distributed(info: DistInfo, clean: bool = True) -> None:
+    """Leave the process group before the interpreter exits.
+
+    Without this, gloo's background threads meet a peer that has already exited and abort
+    the process ("terminate called without an active exception", ~1 run in 10 on a 2-core
+    CPU). After a clean run every rank waits for the others first (a barrier), so none
+    tears down a connection another still uses; after an error there is nothing to wait
+    for (the other ranks may never arrive), so the group is only destroyed.
+    """
+    if not info.enabled:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    if clean:
+        dist.barrier()
+    dist.destroy_process_group()

@@ -15,6 +15,7 @@ import torch
 
 from link_core import checkpoint as ckpt
 from link_core.config import Config, config_from_dict, config_to_dict, load_config
+from link_core.distributed import close_distributed, init_distributed
 from link_core.errors import CheckpointError, ConfigError, UserError
 from link_core.images import save_image_grid
 from link_core.interface import seeds_to_z, view_cameras
@@ -110,7 +111,14 @@ def train(
     ``resume`` continues the latest checkpoint; the run's stored config is the base, then
     ``config`` (if given) and ``overrides`` apply, and the model section must not change.
     """
-    return build_trainer(out, config, overrides, resume, progress).train()
+    trainer = build_trainer(out, config, overrides, resume, progress)
+    try:
+        result = trainer.train()
+    except BaseException:
+        close_distributed(trainer.dist, clean=False)
+        raise
+    close_distributed(trainer.dist)
+    return result
 
 
 def build_trainer(
@@ -159,8 +167,6 @@ def build_trainer(
         if _model_dict(init_meta["config"]) != _model_dict(cfg):
             diff = _first_difference(_model_dict(init_meta["config"]), _model_dict(cfg), "model")
             raise ConfigError(f"train.init: {init} was trained with another model ({diff})")
-    from link_core.distributed import init_distributed
-
     dist = init_distributed(cfg.train.device)  # torchrun: one process per GPU / worker
     torch.manual_seed(cfg.train.seed)  # same seed, same initial networks (on every rank)
     G, D = build_networks(cfg)

@@ -19,7 +19,7 @@ import yaml
 
 from link_core.errors import ConfigError
 
-LOSS_FORMS = ("absolute", "relative")
+LOSS_FORMS = ("absolute", "relative", "share")
 """How the link loss measures eqs. 3 and 4 (``link.form``; ``link_core.link.link_loss``)."""
 
 
@@ -98,7 +98,9 @@ class LinkConfig:
     form: str = "absolute"
     """``absolute``: the paper's squared changes (eqs. 3, 4). ``relative``: each
     perturbation's change on the wrong side as a share of its whole change (scale-free;
-    small generators fine-tuned with the absolute form collapse instead of linking)."""
+    small generators fine-tuned with the absolute form collapse instead of linking).
+    ``share``: relative, with eq. 4 as the share of the link's summed change outside its
+    region (what the edit grids show; ``link_core.link.link_loss``)."""
     init_axes_scale: float = 1.0
     """When a run starts from ``train.init``: multiply the w -> style weights of every
     linked axis by this (e.g. 0.1). The converged generator's linked axes then start nearly

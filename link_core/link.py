@@ -380,21 +380,31 @@ def change_share(
 
 
 def leak_fraction(
-    perturbed: torch.Tensor, original: torch.Tensor, wrong: torch.Tensor, eps: float = 1e-6
+    perturbed: torch.Tensor,
+    original: torch.Tensor,
+    wrong: torch.Tensor,
+    eps: float = 1e-6,
+    summed: bool = False,
 ) -> torch.Tensor:
     """The share of a perturbation's change that lands where it should not, in [0, 1).
 
     ``e_wrong / (e_wrong + e_right + eps)`` with ``e`` the per-pixel mean squared change on
     each side of the mask (:func:`masked_mse`), averaged over the samples whose mask has
     pixels on both sides (a region out of view says nothing about where a change belongs).
-    perturbed, original: ``[B, C, H, W]``; wrong: ``[B, 1, H, W]`` in [0, 1]. Returns a
-    scalar; 0 when no sample qualifies.
+    ``summed``: the share of the *summed* squared change instead (:func:`change_share` of
+    ``wrong``: what an edit grid's heat map shows). Per pixel, a small part's edit that
+    moves everything else a little already looks local (0.1 out/in) while nine tenths of
+    its change lie outside the part. perturbed, original: ``[B, C, H, W]``; wrong:
+    ``[B, 1, H, W]`` in [0, 1]. Returns a scalar; 0 when no sample qualifies.
     """
-    e_wrong = masked_mse(perturbed, original, wrong)
-    e_right = masked_mse(perturbed, original, 1.0 - wrong)
     mass = wrong.sum(dim=(1, 2, 3))
     both = ((mass > 0.5) & (mass < wrong[0].numel() - 0.5)).to(perturbed.dtype)
-    frac = e_wrong / (e_wrong + e_right + eps)
+    if summed:
+        frac = change_share(perturbed, original, wrong, eps)
+    else:
+        e_wrong = masked_mse(perturbed, original, wrong)
+        e_right = masked_mse(perturbed, original, 1.0 - wrong)
+        frac = e_wrong / (e_wrong + e_right + eps)
     return (frac * both).sum() / both.sum().clamp(min=1.0)
 
 
@@ -459,9 +469,13 @@ def link_loss(
         scale-free, so it cannot be met by making w matter less. Small generators fine-tuned
         with the absolute form collapse instead of linking (every resample then changes
         little; measured in issue #8's note), the relative form moves change into the region.
-        (A form on *summed* change, :func:`change_share`, was tried on the 3-D demo and
-        hid the parts instead: a ``box3d`` region the surface leaves is empty, and an empty
-        region adds no loss. Issue #8's note.)
+        ``share`` is ``relative`` with eq. 4 on *summed* change (``leak_fraction(summed=
+        True)``): the share of the link's own edit that lies outside its region, what the
+        edit grids show; eq. 3 stays per pixel (a small region's share of the complement's
+        change is small anyway and would give L_in no pull). Use it with regions a sample
+        cannot empty (``box3d_seen``, fixed boxes): on ``box3d`` regions a summed form
+        (then ``−log`` of the share inside) hid the parts instead, since a region the
+        surface leaves is empty and an empty region adds no loss (issue #8's note).
     sources: ``[B, num_ws, w_dim]``, other instances' w. When given, x₁ and x₂ *resample*
         instead of adding noise: they take their moved axes from ``sources`` (α = 1: the
         whole way, :func:`swap_axes`), so every perturbed w is one the mapping produces, as
@@ -514,7 +528,8 @@ def link_loss(
                 l_out = masked_mse(x1, x, 1.0 - m).mean() * s2  # eq. 4
             else:
                 l_in = leak_fraction(x2, x, m)  # eq. 3, as a share of x₂'s change
-                l_out = leak_fraction(x1, x, 1.0 - m)  # eq. 4, as a share of x₁'s change
+                # eq. 4, as a share of x₁'s change (per pixel, or summed: ``share``)
+                l_out = leak_fraction(x1, x, 1.0 - m, summed=form == "share")
             terms[f"link/{link.name}/{name}/in"] = l_in
             terms[f"link/{link.name}/{name}/out"] = l_out
             # eqs. 5, 6, with the link's own weight (1 in the paper)

@@ -129,6 +129,27 @@ def test_change_share_sums_the_change_where_per_pixel_means_hide_it():
     assert share[0].item() == pytest.approx(16 / (16 + 0.25 * 240), abs=1e-5)  # 0.21
     assert change_share(x + m, x, m)[0].item() == pytest.approx(1.0, abs=1e-6)
     assert change_share(x, x, m)[0].item() == 0.0  # nothing changed: no share anywhere
+    # The summed leak (link.form=share's eq. 4) is the share outside: 1 − the share inside.
+    summed = leak_fraction(edit, x, 1 - m, summed=True).item()
+    assert summed == pytest.approx(1 - share[0].item(), abs=1e-5)  # 0.79 where per pixel 0.2
+    assert leak_fraction(0.1 * edit, x, 1 - m, summed=True).item() == pytest.approx(summed)
+
+
+def test_share_form_measures_eq4_on_summed_change_and_eq3_per_pixel():
+    G = ToyG(coupling=1.0)
+    ws = torch.randn(4, 3, W_DIM)
+    res = {}
+    for form in ("relative", "share"):
+        torch.manual_seed(0)  # the same perturbations
+        res[form] = link_loss(_render(G), ws, _links(), form=form)
+    terms = {form: r.terms for form, r in res.items()}
+    assert terms["share"]["link/part/image/in"] == terms["relative"]["link/part/image/in"]
+    # eq. 4: the share of x₁'s summed change outside the region (a quarter of the image).
+    x, x1 = res["share"].original["image"], res["share"].perturbed["image"][:4]
+    m = BoxRegion((BOX,)).mask(RES, RES).expand(4, -1, -1, -1)
+    outside = 1 - change_share(x1, x, m).mean().item()
+    assert terms["share"]["link/part/image/out"].item() == pytest.approx(outside, abs=1e-5)
+    assert terms["share"]["link/part/image/out"] > terms["relative"]["link/part/image/out"]
 
 
 def test_relative_form_cannot_be_met_by_shrinking_the_generator():

@@ -288,15 +288,17 @@ def edit(
     samples: int,
     out: str | Path,
     w_file: str | Path | None = None,
+    render_resolution: int | None = None,
 ) -> Path:
-    """An edit grid for one link: original + K resamples of its axes, heat maps below."""
+    """An edit grid for one link: original + K resamples of its axes, heat maps below
+    (3-D models: neural rendering at ``render_resolution``, None: as trained)."""
     from render.grids import save_edit_grid
 
     G, cfg = load_generator(ckpt_path)
     target = find_link(model_links(cfg), link)
     ws, c, name = latent(G, seed, w_file)
     path = Path(out) / f"edit_{name}_{target.name}.png"
-    return save_edit_grid(G, ws, target, samples, seed, path, c)
+    return save_edit_grid(G, ws, target, samples, seed, path, c, render_resolution)
 
 
 RENDER_PATHS = ("turntable", "wobble", "still")

@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--w", default=None, help="a w file (e.g. from inversion) instead of --seed")
     p.add_argument("--link", default="0", help="link name or index")
     p.add_argument("--samples", type=int, default=6, help="number of resamples K")
+    p.add_argument(
+        "--render-res", type=int, default=None, help="neural rendering resolution (3-D models)"
+    )
     p.add_argument("--out", required=True)
 
     p = _sub(
@@ -343,7 +346,11 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "edit":
         if args.samples < 1:
             raise UserError("--samples: must be >= 1")
-        print(api.edit(args.ckpt, args.seed, args.link, args.samples, args.out, args.w))
+        print(
+            api.edit(
+                args.ckpt, args.seed, args.link, args.samples, args.out, args.w, args.render_res
+            )
+        )
     elif args.command == "metrics":
         if args.num is not None and args.num < 1:
             raise UserError("--num: must be >= 1")

@@ -65,6 +65,7 @@ def run_demo(
     result = api.train(run_dir, config, [*budget, *overrides], progress=progress)
     G, cfg = api.load_generator(run_dir)
     is_3d = hasattr(G, "sample_mixed")
+    grid_res = render_res if is_3d else None  # the turntables' resolution: parts, not pixels
     sections: list[LinkSection] = []
     for link in api.model_links(cfg):
         s = LinkSection(
@@ -72,7 +73,8 @@ def run_demo(
         )
         _log(f"link {link.name}: edit grids")
         for seed in range(3):
-            s.grids.append(_rel(api.edit(run_dir, seed, link.name, 4, out / "edits"), out))
+            grid = api.edit(run_dir, seed, link.name, 4, out / "edits", render_resolution=grid_res)
+            s.grids.append(_rel(grid, out))
         videos = out / "videos"
         _log(f"link {link.name}: videos ({frames} frames each)")
         v = api.render(
@@ -82,7 +84,7 @@ def run_demo(
             link=link.name,
             samples=3,
             frames=frames,
-            render_resolution=render_res if is_3d else None,  # finer than trained: sharper
+            render_resolution=grid_res,  # finer than trained: sharper
             progress=progress,
         )
         s.video = _rel(v["path"], out)

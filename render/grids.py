@@ -15,6 +15,7 @@ from link_core.interface import view_cameras
 from link_core.link import Link
 from link_core.metrics import resample_link_axes
 from render.heatmap import colorize, depth_range, depth_to_rgb, difference_map, outline, upscale
+from render.videos import resolution_kwargs, shown_image
 
 
 @torch.no_grad()
@@ -25,18 +26,22 @@ def link_resamples(
     samples: int,
     seed: int,
     c: torch.Tensor | None = None,
+    render_resolution: int | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
     """Render the original w and ``samples`` versions with the link's axes resampled.
 
     ws: ``[1, num_ws, w_dim]``. The new axes come from the mapped w of
-    :func:`~link_core.metrics.edit_seeds` (reproducible per seed).
+    :func:`~link_core.metrics.edit_seeds` (reproducible per seed). ``render_resolution``:
+    3-D models' neural rendering size (None: as trained).
     Returns (original outputs ``[1, …]``, edited outputs ``[K, …]``, mask ``[1, 1, H, W]``).
     """
     device = ws.device
+    kwargs = resolution_kwargs(G, render_resolution)
     c = view_cameras(G, 1, device) if c is None else c.to(device)
-    base = G.synthesis(ws, c, noise_mode="const")
+    base = G.synthesis(ws, c, noise_mode="const", **kwargs)
     ws_edit = resample_link_axes(G, ws, link.axis_mask(G.w_dim, device), samples, seed, c)
-    edited = G.synthesis(ws_edit, c.expand(samples, -1), noise_mode="const")
+    edited = G.synthesis(ws_edit, c.expand(samples, -1), noise_mode="const", **kwargs)
+    base, edited = ({**o, "image": shown_image(o)} for o in (base, edited))
     return base, edited, link.region(base, c)
 
 
@@ -81,9 +86,10 @@ def save_edit_grid(
     seed: int,
     path: str | Path,
     c: torch.Tensor | None = None,
+    render_resolution: int | None = None,
 ) -> Path:
     """Render and write one link's edit grid as a PNG."""
-    base, edited, mask = link_resamples(G, ws, link, samples, seed, c)
+    base, edited, mask = link_resamples(G, ws, link, samples, seed, c, render_resolution)
     depth = None
     if "image_depth" in base:
         depth = (base["image_depth"], edited["image_depth"])

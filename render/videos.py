@@ -108,10 +108,7 @@ def map_tiles(
     """``[N, h, w, 3]`` uint8 tiles of one map kind for the N columns of one frame; change
     maps compare each column with column 0 and outline ``region`` (``[h, w]``) if given."""
     if kind == "image":
-        raw = out.get("image_raw")
-        if raw is not None and raw.shape[-1] > out["image"].shape[-1]:
-            return to_uint8(raw)  # rendered finer than trained (--render-res): show that
-        return to_uint8(out["image"])
+        return to_uint8(shown_image(out))
     if kind == "raw":
         return to_uint8(out.get("image_raw", out["image"]))
     alpha = out.get("image_alpha")
@@ -135,6 +132,29 @@ def map_tiles(
     return tiles
 
 
+def shown_image(out: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The RGB to show: ``image_raw`` when it was rendered finer than ``image`` (a 3-D model
+    without super-resolution at ``--render-res``: ``image`` is then resized back to the
+    trained size), else ``image``. ``[B, 3, H, W]`` in [-1, 1]."""
+    raw = out.get("image_raw")
+    if raw is not None and raw.shape[-1] > out["image"].shape[-1]:
+        return raw
+    return out["image"]
+
+
+def resolution_kwargs(G: torch.nn.Module, render_resolution: int | None) -> dict[str, int]:
+    """``G.synthesis`` keyword arguments that render a 3-D model's neural rendering at
+    ``render_resolution`` (None: as trained). A tri-plane field can be rendered finer than
+    it was trained: the same model, sharper."""
+    if render_resolution is None:
+        return {}
+    if not 8 <= render_resolution <= 1024:
+        raise UserError(f"--render-res: expected 8..1024, got {render_resolution}")
+    if not hasattr(G, "sample_mixed"):
+        raise UserError("--render-res: only 3-D (neural-rendering) models render finer")
+    return {"render_resolution": render_resolution}
+
+
 def _synthesize(
     G: torch.nn.Module,
     ws: torch.Tensor,
@@ -142,7 +162,7 @@ def _synthesize(
     render_resolution: int | None,
     chunk: int,
 ) -> dict[str, torch.Tensor]:
-    kwargs = {"render_resolution": render_resolution} if render_resolution else {}
+    kwargs = resolution_kwargs(G, render_resolution)
     parts = [
         G.synthesis(ws[i : i + chunk], c[i : i + chunk], noise_mode="const", **kwargs)
         for i in range(0, ws.shape[0], chunk)
@@ -172,10 +192,7 @@ def render_video(
     Returns what was written: path, frames, fps, frame size, the shared ranges, seconds and
     rendered frames per second."""
     maps = parse_maps(maps)
-    if render_resolution is not None and not 8 <= render_resolution <= 1024:
-        raise UserError(f"--render-res: expected 8..1024, got {render_resolution}")
-    if render_resolution is not None and not hasattr(G, "sample_mixed"):
-        raise UserError("--render-res: only 3-D (neural-rendering) models render finer")
+    resolution_kwargs(G, render_resolution)  # a bad --render-res fails before any work
     k = min(8, num_frames)  # the pre-pass: k frames spread over the video
     probe = sorted({round(i * (num_frames - 1) / max(k - 1, 1)) for i in range(k)})
     pre = [_synthesize(G, *source(i), render_resolution, chunk) for i in probe]

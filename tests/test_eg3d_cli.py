@@ -88,6 +88,26 @@ def test_train_resume_edit_metrics_3d(trained_3d, tmp_path, capsys):
     img = cv2.imread(str(png))
     # Four rows (RGB, depth, RGB change, depth change) of 4 tiles (original + 3 edits).
     assert img.shape[0] > 3.5 * img.shape[1] / 4
+    # Rendered finer than trained (8² -> 16²): the same grid, twice the detail in each tile.
+    fine = tmp_path / "e16"
+    argv = ["edit", "--ckpt", str(run), "--seed", "1", "--link", "top", "--samples", "3"]
+    assert main([*argv, "--render-res", "16", "--out", str(fine)]) == 0
+    sharp = cv2.imread(str(fine / "edit_seed0001_top.png"))
+    assert sharp.shape == img.shape  # tiles are upscaled to one size either way
+    assert not np.array_equal(sharp, img)
+    from link_core.interface import seeds_to_z, view_cameras
+    from linkgan.api import find_link, load_generator, model_links
+    from render.grids import link_resamples
+
+    G, cfg = load_generator(run)
+    c = view_cameras(G, 1)
+    ws = G.mapping(seeds_to_z([1], G.z_dim), c)
+    base, edited, mask = link_resamples(G, ws, find_link(model_links(cfg), "top"), 3, 1, c, 16)
+    assert base["image"].shape[-1] == edited["image"].shape[-1] == mask.shape[-1] == 16
+    capsys.readouterr()
+    assert main([*argv, "--render-res", "4", "--out", str(tmp_path / "bad")]) == 2
+    assert "--render-res: expected 8..1024" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
     capsys.readouterr()
     mpath = tmp_path / "m.json"

@@ -224,8 +224,9 @@ def pixel_centres(height: int, width: int, device: Any = None) -> torch.Tensor:
     return torch.stack([uu.reshape(-1), vv.reshape(-1)], -1)
 
 
-def _rays(c: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Origins and unit directions ``[N, height·width, 3]`` through the pixel centres."""
+def ray_bundle_hw(c: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays through the pixel centres of ``height × width`` images: (origins, unit
+    directions), each ``[N, height·width, 3]``, row-major."""
     cam2world, K = split_labels(c)
     uv = pixel_centres(height, width, c.device).to(c.dtype)
     # Invert u = f·x/z + cx at z = 1; the label's K is normalized per axis, so this also
@@ -238,16 +239,10 @@ def _rays(c: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch
     return origins, dirs
 
 
-def ray_bundle_hw(c: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rays through the pixel centres of ``height × width`` images: (origins, unit
-    directions), each ``[N, height·width, 3]``, row-major."""
-    return _rays(c, height, width)
-
-
 def ray_bundle(c: torch.Tensor, resolution: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Rays through the pixel centres of ``resolution²`` images: (origins ``[N, R, 3]``,
     unit directions ``[N, R, 3]``) with ``R = resolution²``, row-major (rows v, columns u)."""
-    return _rays(c, resolution, resolution)
+    return ray_bundle_hw(c, resolution, resolution)
 
 
 def unproject_depth(c: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
@@ -261,7 +256,7 @@ def unproject_depth(c: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
             f"got {list(depth.shape)}"
         )
     n, _, h, w = depth.shape
-    origins, dirs = _rays(c, h, w)
+    origins, dirs = ray_bundle_hw(c, h, w)
     pts = origins + dirs * depth.reshape(n, h * w, 1).to(dirs.dtype)
     return pts.reshape(n, h, w, 3)
 

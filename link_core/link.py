@@ -21,6 +21,7 @@ and gains live in the training loop.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -336,7 +337,38 @@ def build_links(
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
             raise ConfigError(f"{where}.weight: expected a number > 0, got {weight!r}")
         links.append(Link(name=name, axes=axes, region=region, weight=float(weight)))
+    for a, b, box in overlapping_regions(links):
+        warnings.warn(
+            f"link.links: the regions of '{a}' and '{b}' overlap ({box}): there each link's "
+            "L_in (eq. 3) forbids the other's edits",
+            stacklevel=2,
+        )
     return links
+
+
+def overlapping_regions(links: Sequence[Link]) -> list[tuple[str, str, tuple[float, ...]]]:
+    """Pairs of links whose fixed boxes (2-D ``box`` or 3-D ``box3d``/``box3d_seen``) share
+    an area or a volume, with the shared box: ``[(name_a, name_b, box), ...]``.
+
+    Where two links own the same pixels, each one's eq. 3 holds them still while the other's
+    axes move, so neither can edit there (an eyes box across the bridge of the nose starved
+    the nose link, issue #8). Boxes that only touch do not overlap; masks from providers are
+    per instance and not checked.
+    """
+    found = []
+    for i, first in enumerate(links):
+        for second in links[i + 1 :]:
+            ra, rb = first.region, second.region
+            if type(ra) is not type(rb) or not isinstance(ra, BoxRegion | Box3DRegion):
+                continue
+            for p in ra.boxes:
+                for q in rb.boxes:
+                    half = len(p) // 2
+                    lo = [max(p[k], q[k]) for k in range(half)]
+                    hi = [min(p[k + half], q[k + half]) for k in range(half)]
+                    if all(low < high for low, high in zip(lo, hi, strict=True)):
+                        found.append((first.name, second.name, tuple(lo + hi)))
+    return found
 
 
 # ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from link_core.link import (
     leak_fraction,
     link_loss,
     masked_mse,
+    overlapping_regions,
     parse_axes,
     perturb_ws,
 )
@@ -298,3 +299,20 @@ def test_axes_forms():
     assert parse_axes([5, 1, 3], "x") == (1, 3, 5)
     assert parse_axes("2:4", "x") == (2, 3)
     assert parse_axes({"indices": [7, 1]}, "x") == (1, 7)
+
+
+def test_overlapping_boxes_warn_and_touching_ones_do_not():
+    """Two links owning the same pixels hold each other still there (eq. 3): warn."""
+    import warnings
+
+    touching = [
+        {"name": "a", "axes": [0, 2], "region": {"box": [0, 0, 0.5, 0.5]}},
+        {"name": "b", "axes": [2, 4], "region": {"boxes": [[0.5, 0, 1, 1], [0, 0.5, 1, 1]]}},
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert overlapping_regions(build_links(touching, W_DIM)) == []
+    touching[1]["region"] = {"boxes": [[0.5, 0, 1, 1], [0.25, 0.25, 1, 1]]}
+    with pytest.warns(UserWarning, match=r"'a' and 'b' overlap \(\(0.25, 0.25, 0.5, 0.5\)\)"):
+        links = build_links(touching, W_DIM)
+    assert overlapping_regions(links) == [("a", "b", (0.25, 0.25, 0.5, 0.5))]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import subprocess
 import sys
 import zipfile
-from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -221,7 +219,7 @@ def test_quickstart_3d_boxes_fit_their_parts():
     from pathlib import Path
 
     from link_core.config import load_config
-    from link_core.link import build_region
+    from link_core.link import build_links, overlapping_regions
     from link_core.synth3d import box_part_stats, parts_named
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs/quickstart_3d.yaml")
@@ -236,20 +234,19 @@ def test_quickstart_3d_boxes_fit_their_parts():
     # No two links may own the same space: where boxes overlap, one link's L_in forbids the
     # other's edits there (eyes' weight 4 over an eyes box holding the bridge of the nose
     # starved the nose link: 0.74x as local as unlinked, issue #8).
-    boxes = {
-        link["name"]: build_region(link["region"], link["name"]).boxes for link in cfg.link.links
-    }
-    for a, b in itertools.combinations(boxes, 2):
-        for p, q in itertools.product(boxes[a], boxes[b]):
-            assert not _boxes_overlap(p, q), (a, p, b, q)
+    links = build_links(cfg.link.links, cfg.model.w_dim)
+    assert overlapping_regions(links) == []
     # And the measure can fail: the old eyes box does.
     old = box_part_stats([-0.2, 0.03, 0.1, 0.2, 0.15, 0.5], ("left_eye", "right_eye"), num=64)
     assert old["coverage"] < 0.8 and old["foreign"] > 0.2
-    # And the overlap check can fail: the earlier eyes and nose boxes shared the bridge.
-    old_eyes = [-0.22, -0.01, 0.14, 0.22, 0.10, 0.5]
-    assert _boxes_overlap(old_eyes, [-0.07, -0.09, 0.22, 0.07, 0.03, 0.5])
-
-
-def _boxes_overlap(p: Sequence[float], q: Sequence[float]) -> bool:
-    """Whether two (x0, y0, z0, x1, y1, z1) boxes share a volume (touching faces do not)."""
-    return all(max(p[i], q[i]) < min(p[i + 3], q[i + 3]) for i in range(3))
+    # And the overlap check can fail: the earlier eyes box held the bridge of the nose.
+    old_eyes = {
+        "name": "eyes",
+        "axes": [0, 16],
+        "region": {"box3d": [-0.22, -0.01, 0.14, 0.22, 0.10, 0.5]},
+    }
+    with pytest.warns(UserWarning, match="'eyes' and 'nose' overlap"):
+        old_links = build_links([old_eyes, cfg.link.links[1]], cfg.model.w_dim)
+    ((a, b, shared),) = overlapping_regions(old_links)
+    assert (a, b) == ("eyes", "nose")
+    assert shared == pytest.approx((-0.05, -0.01, 0.22, 0.05, 0.03, 0.5))

@@ -101,6 +101,15 @@ class LinkConfig:
     small generators fine-tuned with the absolute form collapse instead of linking).
     ``share``: relative, with eq. 4 as the share of the link's summed change outside its
     region (what the edit grids show; ``link_core.link.link_loss``)."""
+    adam: str = "shared"
+    """Which Adam steps the link phase. ``shared``: G's own, as lazy regularizers do in
+    StyleGAN2 (its running RMS then follows the larger of the link and adversarial
+    gradients, so a strong link slows the main steps: ``bench/link_gradient_balance.py``).
+    ``own``: a second Adam over G's parameters for the link phase alone, so each phase's
+    steps are normalized by its own gradients and λ sets only the balance of eqs. 3 and 4;
+    how far the link phase moves G is then ``lr_gain``."""
+    lr_gain: float = 1.0
+    """With ``adam: own``: the link Adam's learning rate as a multiple of ``train.lr_g``."""
     init_axes_scale: float = 1.0
     """When a run starts from ``train.init``: multiply the w -> style weights of every
     linked axis by this (e.g. 0.1). The converged generator's linked axes then start nearly
@@ -413,6 +422,10 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(f"link.perturb: expected gaussian or resample, got {cfg.link.perturb!r}")
     if not 0.0 <= cfg.link.view_yaw_deg <= 180.0:
         raise ConfigError(f"link.view_yaw_deg: expected 0-180 degrees, got {cfg.link.view_yaw_deg}")
+    if cfg.link.adam not in ("shared", "own"):
+        raise ConfigError(f"link.adam: expected 'shared' or 'own', got {cfg.link.adam!r}")
+    if not cfg.link.lr_gain > 0:
+        raise ConfigError(f"link.lr_gain: expected a number > 0, got {cfg.link.lr_gain!r}")
     if cfg.link.form not in LOSS_FORMS:
         raise ConfigError(f"link.form: expected one of {LOSS_FORMS}, got {cfg.link.form!r}")
     if cfg.train.mixed_precision not in ("off", "bf16", "fp16"):

@@ -17,6 +17,7 @@ The loop only speaks the generator interface (``mapping``/``synthesis`` returnin
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 import time
@@ -241,12 +242,20 @@ class Trainer:
         self.batch = tc.batch // self.dist.world  # this rank's share
         self.r1_gamma = lc.r1_gamma or 0.0002 * cfg.model.resolution**2 / tc.batch
         g_intervals = [r.interval for r in self.g_regs]
-        if self.links:
+        own_link_adam = bool(self.links) and cfg.link.adam == "own"
+        if self.links and not own_link_adam:
             g_intervals.append(cfg.link.interval)
         if lc.pl_weight > 0:
             g_intervals.append(lc.pl_interval)
         betas = (tc.beta1, tc.beta2)
         self.opt_G = make_adam(G.parameters(), tc.lr_g, betas, lazy_ratio(g_intervals))
+        # link.adam: own — the link phase steps a second Adam (its moments see only link
+        # gradients), so a strong link no longer shrinks the main steps through G's RMS.
+        self.opt_link = (
+            make_adam(G.parameters(), tc.lr_g * cfg.link.lr_gain, betas, 1.0)
+            if own_link_adam
+            else None
+        )
         self.opt_D = make_adam(D.parameters(), tc.lr_d, betas, lazy_ratio([lc.r1_interval]))
         self.pl_mean = torch.zeros((), device=self.device)
         self.step = 0
@@ -292,7 +301,7 @@ class Trainer:
                 path,
                 config=config,
                 modules=nets,
-                optimizers={"G": self.opt_G, "D": self.opt_D},
+                optimizers=self._optimizers(),
                 counters=counters,
                 extra={"pl_mean": self.pl_mean},
             )
@@ -305,6 +314,13 @@ class Trainer:
             ) from None
         ckpt.prune_checkpoints(self.run_dir, self.cfg.train.keep_ckpts)
         return path
+
+    def _optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """The run's optimizers by checkpoint name (``G_link`` with ``link.adam: own``)."""
+        opts = {"G": self.opt_G, "D": self.opt_D}
+        if self.opt_link is not None:
+            opts["G_link"] = self.opt_link
+        return opts
 
     def _check_weights(self) -> None:
         """Never checkpoint a diverged model: a step can overflow the weights while its loss
@@ -323,7 +339,7 @@ class Trainer:
         tensors, meta = ckpt.read_file(path)
         for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
             ckpt.load_module(module, ckpt.split_prefix(tensors, name), f"{path} ({name})")
-        for name, opt in (("G", self.opt_G), ("D", self.opt_D)):
+        for name, opt in self._optimizers().items():
             # Moments come from the checkpoint; lr and betas from this run's config, so a
             # resume with `--set train.lr_g=...` takes effect.
             hyper = [{k: g[k] for k in ("lr", "betas")} for g in opt.param_groups]
@@ -459,37 +475,51 @@ class Trainer:
         self._optimize(self.opt_G, losses(), stats)
         return {k: torch.cat([f[k] for f in fakes]) for k in fakes[0]}, c
 
-    def _g_reg_due(self) -> bool:
-        s, cfg = self.step, self.cfg
-        return (
-            (self.links and s % cfg.link.interval == 0)
-            or (cfg.loss.pl_weight > 0 and s % cfg.loss.pl_interval == 0)
-            or any(s % r.interval == 0 for r in self.g_regs)
+    def _link_due(self) -> bool:
+        return bool(self.links) and self.step % self.cfg.link.interval == 0
+
+    def _other_regs_due(self) -> bool:
+        s, lc = self.step, self.cfg.loss
+        return (lc.pl_weight > 0 and s % lc.pl_interval == 0) or any(
+            s % r.interval == 0 for r in self.g_regs
         )
+
+    def _g_reg_due(self) -> bool:
+        return self._link_due() or self._other_regs_due()
 
     def _g_reg(self, stats: StatsLog) -> None:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
-        self._optimize(self.opt_G, self._g_reg_losses(stats), stats)
+        link = self._link_losses(stats) if self._link_due() else iter(())
+        if self.opt_link is None:  # link.adam: shared — one G step on every lazy phase due
+            self._optimize(self.opt_G, itertools.chain(link, self._other_reg_losses(stats)), stats)
+            return
+        if self._link_due():
+            self._optimize(self.opt_link, link, stats)
+        if self._other_regs_due():
+            self._optimize(self.opt_G, self._other_reg_losses(stats), stats)
 
-    def _g_reg_losses(self, stats: StatsLog) -> Iterator[torch.Tensor]:
-        """The lazy G phases due at this step (link, path length, backbone regularizers),
+    def _link_losses(self, stats: StatsLog) -> Iterator[torch.Tensor]:
+        """The link phase, micro-batch by micro-batch, scaled by its interval."""
+        cfg = self.cfg
+        self._seed(2)
+        z, c = self._global_inputs(self._shrunk(cfg.link.batch_shrink))
+        c = self._toward_front(c, cfg.link.view_yaw_deg)
+        self._seed(2, local=True)
+        perturbed: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
+        for rows_, share in self._micro(z.shape[0]):
+            yield self._link_terms(z[rows_], c[rows_], stats, perturbed) * share
+        if perturbed:
+            # D sees (detached) perturbed images in this step's D phase, a batch's worth.
+            imgs = {k: torch.cat([p[0][k] for p in perturbed]) for k in perturbed[0][0]}
+            cams = torch.cat([p[1] for p in perturbed])
+            sel = torch.randperm(cams.shape[0])[: self.batch]
+            self.pending_fakes = ({k: v[sel] for k, v in imgs.items()}, cams[sel])
+
+    def _other_reg_losses(self, stats: StatsLog) -> Iterator[torch.Tensor]:
+        """The other lazy G phases due at this step (path length, backbone regularizers),
         micro-batch by micro-batch, each scaled by its interval (lazy regularization)."""
         s, cfg = self.step, self.cfg
-        if self.links and s % cfg.link.interval == 0:
-            self._seed(2)
-            z, c = self._global_inputs(self._shrunk(cfg.link.batch_shrink))
-            c = self._toward_front(c, cfg.link.view_yaw_deg)
-            self._seed(2, local=True)
-            perturbed: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
-            for rows_, share in self._micro(z.shape[0]):
-                yield self._link_terms(z[rows_], c[rows_], stats, perturbed) * share
-            if perturbed:
-                # D sees (detached) perturbed images in this step's D phase, a batch's worth.
-                imgs = {k: torch.cat([p[0][k] for p in perturbed]) for k in perturbed[0][0]}
-                cams = torch.cat([p[1] for p in perturbed])
-                sel = torch.randperm(cams.shape[0])[: self.batch]
-                self.pending_fakes = ({k: v[sel] for k, v in imgs.items()}, cams[sel])
         if cfg.loss.pl_weight > 0 and s % cfg.loss.pl_interval == 0:
             self._seed(3)
             z, c = self._global_inputs(self._shrunk(cfg.loss.pl_batch_shrink))

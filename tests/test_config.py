@@ -54,6 +54,8 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
         (["data.resolution=64"], "differs from model.resolution"),
         (["train.kimg=-1"], "train.kimg: must be >= 0"),
         (["link.perturb=swap"], "link.perturb: expected gaussian or resample"),
+        (["link.adam=separate"], "link.adam: expected 'shared' or 'own'"),
+        (["link.lr_gain=0"], "link.lr_gain: expected a number > 0"),
         (["novalue"], "expected key=value"),
     ],
 )

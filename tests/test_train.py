@@ -78,6 +78,39 @@ def test_resample_perturbation_reaches_the_link_phase(tmp_path, tiny_overrides):
     assert totals["gaussian"] != totals["resample"]
 
 
+@pytest.mark.parametrize("adam", ["shared", "own"])
+def test_link_phase_steps_g_s_adam_or_its_own(tmp_path, tiny_overrides, adam):
+    """link.adam: shared — the link phase is one more G step (lazy rescale 2/3 at interval
+    2); own — a second Adam, at lr_g·lr_gain, takes the link steps and G's keeps lr_g."""
+    lr = 0.002
+    run = tmp_path / adam
+    sets = [f"train.lr_g={lr}", f"link.adam={adam}", "link.lr_gain=3", "train.kimg=0.032"]
+    api.train(run, None, [*tiny_overrides, *sets], progress=False)
+    tensors, meta = ckpt.read_file(ckpt.list_checkpoints(run)[-1])
+    steps = {
+        name: int(tensors[f"opt_{name}.state.0.step"])
+        for name in ("G", "G_link")
+        if f"opt_{name}" in meta
+    }
+    lrs = {name: meta[f"opt_{name}"]["param_groups"][0]["lr"] for name in steps}
+    if adam == "shared":  # 8 main steps + 4 link steps (every 2nd), one optimizer
+        assert steps == {"G": 12} and lrs["G"] == pytest.approx(lr * 2 / 3)
+    else:
+        assert steps == {"G": 8, "G_link": 4}
+        assert lrs == {"G": pytest.approx(lr), "G_link": pytest.approx(3 * lr)}
+    # The link steps moved G in both (the loss is logged and finite).
+    rows = (run / "stats.jsonl").read_text().splitlines()
+    assert [json.loads(r)["Loss/link/total"] for r in rows if "Loss/link" in r]
+    # A resume restores the link Adam with the rest (and refuses a checkpoint without it).
+    if adam == "own":
+        api.train(run, None, ["train.kimg=0.048"], resume=True, progress=False)
+        tensors, _ = ckpt.read_file(ckpt.list_checkpoints(run)[-1])
+        assert int(tensors["opt_G_link.state.0.step"]) == 6
+    else:
+        with pytest.raises(UserError, match="no optimizer state for G_link"):
+            api.train(run, None, ["train.kimg=0.048", "link.adam=own"], resume=True, progress=False)
+
+
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, tiny_overrides):
     straight = tmp_path / "straight"
     api.train(straight, None, [*tiny_overrides, "train.kimg=0.064"], progress=False)

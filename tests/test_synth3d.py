@@ -242,7 +242,7 @@ def test_quickstart_3d_boxes_fit_their_parts():
     # And the overlap check can fail: the earlier eyes box held the bridge of the nose.
     old_eyes = {
         "name": "eyes",
-        "axes": [0, 16],
+        "axes": [0, 8],
         "region": {"box3d": [-0.22, -0.01, 0.14, 0.22, 0.10, 0.5]},
     }
     with pytest.warns(UserWarning, match="'eyes' and 'nose' overlap"):

@@ -4,7 +4,9 @@ Phases per iteration:
   G main  : non-saturating loss on fresh fakes (style mixing).
   G reg   : the lazy G regularizers that are due this step — the link loss (every
             ``link.interval`` steps), path length (``loss.pl_interval``) and whatever a
-            backbone brings (EG3D's density regularizer) — each scaled by its interval.
+            backbone brings (EG3D's density regularizer) — each scaled by its interval,
+            in one step of G's Adam; with ``link.adam: own`` the link phase steps an Adam
+            of its own (at ``link.lr_gain × lr_g``).
   D main  : logistic loss on reals and on the G-main fakes (plus the link phase's perturbed
             images when ``link.feed_d``).
   D reg   : lazy R1 every ``loss.r1_interval`` steps, scaled by the interval.

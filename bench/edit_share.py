@@ -12,6 +12,8 @@ near 0.01 before half of the change is its own.
         --config configs/quickstart_3d.yaml --out bench/results/edit_share.json
 
 ``--render-res 64`` measures the grids as ``make demo`` renders them (finer than trained).
+``--maps maps.png --grid-seeds 24`` also draws where the change goes: per model (rows) and
+link, the RMS change in RGB and depth over the grids' resamples, the region outlined.
 
 A model without links in its config (a base) is measured with the config's links
 (``--config-links``: every model is). About a minute per model on 2 cores.
@@ -23,13 +25,17 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from link_core.config import load_config
+from link_core.images import write_png
 from link_core.link import change_share, resize_mask
 from link_core.metrics import link_mse
 from linkgan import api
+from render.frames import labelled_grid
 from render.grids import link_resamples
+from render.heatmap import colorize, outline, upscale
 
 KEYS = ("edit_share", "region_area", "out_over_in", "edit_in", "edit_out")
 
@@ -37,29 +43,59 @@ KEYS = ("edit_share", "region_area", "out_over_in", "edit_in", "edit_out")
 @torch.no_grad()
 def grid_shares(
     G: torch.nn.Module, links: list, seeds: range, samples: int, render_res: int | None = None
-) -> dict:
+) -> tuple[dict, dict]:
     """Per link and grid seed: each resample's share of its change inside the region
     (RGB; depth for 3-D models) and the region's share of the image, as the grids show;
-    per link also the ``mean`` over its grids' resamples."""
+    per link also the ``mean`` over its grids' resamples.
+
+    Also returns where the change goes: per link and map, the squared change per pixel
+    averaged over every grid resample ``[H, W]``, and under ``"region"`` the mean mask."""
     out: dict = {}
+    maps: dict = {}
     for link in links:
+        acc: dict[str, torch.Tensor] = {}
         for seed in seeds:
             ws, c, _ = api.latent(G, seed, None)
             base, edited, mask = link_resamples(G, ws, link, samples, seed, c, render_res)
             row = {"region_area": float(mask.mean())}
+            size = base["image"].shape[-2:]
+            acc["region"] = acc.get("region", 0) + resize_mask(mask, size)[0, 0] / len(seeds)
             for key, name in (("image", "image"), ("image_depth", "depth")):
                 if key in base:
                     x = base[key].expand_as(edited[key])
+                    sq = (edited[key] - x).square().sum(dim=1).mean(dim=0)  # [H, W]
+                    acc[name] = acc.get(name, 0) + sq / len(seeds)
                     m = resize_mask(mask, x.shape[-2:]).expand(len(x), -1, -1, -1)
                     row[name] = [round(float(v), 4) for v in change_share(edited[key], x, m)]
             out.setdefault(link.name, {})[str(seed)] = row
+        maps[link.name] = acc
         grids = out[link.name]
         out[link.name]["mean"] = {
             name: round(sum(v for g in grids.values() for v in g[name]) / (len(seeds) * samples), 4)
             for name in ("image", "depth")
             if name in grids[str(seeds[0])]
         }
-    return out
+    return out, maps
+
+
+def change_maps_image(maps: dict[str, dict], tile: int = 128) -> np.ndarray:
+    """Rows: models; columns: each link's mean RGB (and depth) change (``grid_shares``'s
+    maps), each tile on its own scale (where, not how much), the region outlined."""
+    rows, cols = [], []
+    for per_link in maps.values():
+        row = []
+        for name, acc in per_link.items():
+            region = acc["region"].cpu().numpy()
+            for kind in ("image", "depth"):
+                if kind in acc:
+                    rms = acc[kind].sqrt().cpu().numpy()  # like the grids' |change| maps
+                    row.append(outline(upscale(colorize(rms, float(rms.max())), tile), region))
+                    if len(rows) == 0:
+                        cols.append(f"{name} {'RGB' if kind == 'image' else kind}")
+        rows.append(row)
+    title = "RMS change of each link's resamples (front view; own scale per tile)"
+    labels = ["/".join(Path(spec).parts[-2:]) for spec in maps]  # run/on, not the path
+    return labelled_grid(rows, cols, labels, title=title, row_label_width=96)
 
 
 def main() -> None:
@@ -78,20 +114,23 @@ def main() -> None:
         "--render-res", type=int, default=0, help="grids' neural rendering size (0: as trained)"
     )
     parser.add_argument("--out", default="bench/results/edit_share.json")
+    parser.add_argument("--maps", default="", help="also write the change maps to this PNG")
     args = parser.parse_args()
     fallback = api.make_links(load_config(args.config))
     result: dict = {"config": args.config, "num": args.num, "models": {}}
+    change_maps: dict = {}
     for spec in args.weights:
         G, cfg = api.load_generator(spec)
         links = fallback if args.config_links else (api.model_links(cfg) or fallback)
         mse = link_mse(G, links, num=args.num, seed=cfg.metrics.seed)["link_mse"]
+        grids, change_maps[spec] = grid_shares(
+            G, links, range(args.grid_seeds), args.samples, args.render_res or None
+        )
         result["models"][spec] = {
             "link_mse": {
                 n: {m: {k: v[k] for k in KEYS} for m, v in maps.items()} for n, maps in mse.items()
             },
-            "grids": grid_shares(
-                G, links, range(args.grid_seeds), args.samples, args.render_res or None
-            ),
+            "grids": grids,
         }
         print(spec)
         for n, maps in mse.items():
@@ -104,6 +143,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
+    if args.maps:
+        print(f"change maps -> {write_png(change_maps_image(change_maps), args.maps)}")
 
 
 if __name__ == "__main__":

@@ -130,10 +130,12 @@ class LinkConfig:
     and such a sample adds no loss. 0: any label, as the main phases."""
     volume_weight: float = 0.0
     """Weight of the volumetric link term (3-D regions, generators with ``sample_mixed``):
-    compare density and colour at random 3-D points inside/outside the region after
-    perturbing, without rendering. 0: off."""
+    compare occupancy and colour at 3-D points inside/outside each box after perturbing,
+    without rendering, in ``form`` and with ``perturb`` as the image term
+    (``link_core.link.volume_link_loss``). 0: off."""
     volume_points: int = 1024
-    """Random 3-D points per sample for the volumetric term."""
+    """3-D points per sample for the volumetric term: half uniform over the generator's
+    box, half inside the links' boxes (``link_core.link.volume_points``)."""
 
 
 @dataclass

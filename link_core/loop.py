@@ -582,6 +582,8 @@ class Trainer:
                 alpha=cfg.link.alpha,
                 lambda_in=cfg.link.lambda_in,
                 lambda_out=cfg.link.lambda_out,
+                form=cfg.link.form,
+                sources=sources,
             )
             total = total + vol * cfg.link.volume_weight * cfg.link.interval
             for name, value in vol_terms.items():

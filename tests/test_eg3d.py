@@ -14,7 +14,14 @@ from eg3d_link.networks import gaussian_blur, sample_triplanes
 from link_core.cameras import CameraSpec, frontal_labels, orbit_labels
 from link_core.config import load_config
 from link_core.errors import ConfigError
-from link_core.link import Box3DRegion, Link, build_links, link_loss, volume_link_loss
+from link_core.link import (
+    Box3DRegion,
+    Link,
+    build_links,
+    link_loss,
+    volume_link_loss,
+    volume_points,
+)
 
 
 def tiny(*extra: str):
@@ -266,6 +273,41 @@ def test_link_losses_vanish_for_a_generator_linked_by_construction():
     wrong = Link("top", tuple(range(4, 8)), link.region)
     assert link_loss(lambda w, cc: G.synthesis(w, cc), ws, [wrong], c=c).total.item() > 1e-4
     assert volume_link_loss(G.sample_mixed, ws, [wrong], box_size=1.0)[0].item() > 1e-4
+
+
+@pytest.mark.parametrize("form", ["relative", "share"])
+def test_relative_volume_term_is_a_share_of_the_change(form):
+    G = AnalyticField3D()
+    ws, sources = torch.randn(4, 1, 8), torch.randn(4, 1, 8)
+    right = Link("top", tuple(range(4)), TOP)
+    wrong = Link("top", tuple(range(4, 8)), TOP)
+    for kw in ({}, {"sources": sources}):
+        total, terms = volume_link_loss(
+            G.sample_mixed, ws, [right], box_size=1.0, num_points=256, form=form, **kw
+        )
+        assert total.item() < 1e-6 and set(terms) == {"link/top/volume/in", "link/top/volume/out"}
+        # Linked to the wrong half, every change lands on the wrong side: shares near 1.
+        _, terms = volume_link_loss(
+            G.sample_mixed, ws, [wrong], box_size=1.0, num_points=256, form=form, **kw
+        )
+        assert min(v.item() for v in terms.values()) > 0.9
+
+
+def test_volume_points_cover_every_links_boxes():
+    eyes = Link(
+        "eyes", (0,), Box3DRegion(((-0.2, 0, 0.1, -0.1, 0.1, 0.2), (0.1, 0, 0.1, 0.2, 0.1, 0.2)))
+    )
+    nose = Link("nose", (1,), Box3DRegion(((-0.05, -0.1, 0.2, 0.05, 0.0, 0.3),)))
+    gen = torch.Generator().manual_seed(0)
+    pts = volume_points([eyes, nose], 3, 1000, 1.0, generator=gen)
+    assert pts.shape == (3, 1000, 3) and pts.abs().max() <= 0.5
+    # 250 points per link inside its boxes (the two eyes alike, by volume), 500 uniform
+    assert (eyes.region.contains(pts).sum(1) >= 250).all()
+    assert (nose.region.contains(pts).sum(1) >= 250).all()
+    left = (pts[:, 500:750, 0] < 0).float().mean()
+    assert 0.4 < left.item() < 0.6
+    with pytest.raises(ValueError, match="form"):
+        volume_link_loss(lambda p, w: {}, torch.zeros(1, 1, 2), [nose], box_size=1.0, form="x")
 
 
 def test_box3d_config_parsing():

@@ -136,6 +136,10 @@ class LinkConfig:
     volume_points: int = 1024
     """3-D points per sample for the volumetric term: half uniform over the generator's
     box, half inside the links' boxes (``link_core.link.volume_points``)."""
+    volume_around: float = 0.0
+    """> 0: the volumetric term's points outside the boxes lie within this distance (world
+    units) of the links' boxes' bounding box (the face) instead of anywhere in the
+    generator's box. 0: anywhere."""
 
 
 @dataclass
@@ -428,6 +432,11 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(f"link.adam: expected 'shared' or 'own', got {cfg.link.adam!r}")
     if not cfg.link.lr_gain > 0:
         raise ConfigError(f"link.lr_gain: expected a number > 0, got {cfg.link.lr_gain!r}")
+    if cfg.link.volume_around < 0 or cfg.link.volume_points < 2:
+        raise ConfigError(
+            "link.volume_around / volume_points: expected a distance >= 0 and at least 2 points,"
+            f" got {cfg.link.volume_around!r} / {cfg.link.volume_points!r}"
+        )
     if cfg.link.form not in LOSS_FORMS:
         raise ConfigError(f"link.form: expected one of {LOSS_FORMS}, got {cfg.link.form!r}")
     if cfg.train.mixed_precision not in ("off", "bf16", "fp16"):

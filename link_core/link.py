@@ -581,17 +581,29 @@ def volume_points(
     num_points: int,
     box_size: float,
     *,
+    around: float = 0.0,
     device: torch.device | str = "cpu",
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """``[batch, num_points, 3]`` points for :func:`volume_link_loss`: half uniform over the
-    generator's box ``[-s/2, s/2]³``, half inside the links' boxes (an equal share per link,
-    spread over its boxes by volume). Uniform points alone almost never meet a small part
-    (a nose's box is 0.3% of the demo's volume: 4 of 1024 points), so its side of a relative
-    term would be noise; the other links' box points are where its leaks land first."""
+    generator's box ``[-s/2, s/2]³`` (``around`` > 0: over the bounding box of all the
+    links' boxes grown by ``around`` on every side, within the generator's box: the face, where
+    a leak shows, instead of empty space and the head's hidden inside), half inside the
+    links' boxes (an equal share per link, spread over its boxes by volume). Uniform points
+    alone almost never meet a small part (a nose's box is 0.3% of the demo's volume: 4 of
+    1024 points), so its side of a relative term would be noise; the other links' box points
+    are where its leaks land first."""
     boxes_per_link = [torch.tensor(lk.region.boxes, device=device) for lk in links]
+    lo, hi = (
+        torch.full((3,), -box_size / 2, device=device),
+        torch.full((3,), box_size / 2, device=device),
+    )
+    if around > 0:
+        every = torch.cat(boxes_per_link)
+        lo = (every[:, :3].amin(0) - around).clamp(min=-box_size / 2)
+        hi = (every[:, 3:].amax(0) + around).clamp(max=box_size / 2)
     n_uniform = num_points - (num_points // 2 // len(links)) * len(links)
-    parts = [(torch.rand(batch, n_uniform, 3, device=device, generator=generator) - 0.5) * box_size]
+    parts = [lo + (hi - lo) * torch.rand(batch, n_uniform, 3, device=device, generator=generator)]
     for boxes in boxes_per_link:  # [K, 6]
         n = (num_points - n_uniform) // len(links)
         volume = (boxes[:, 3:] - boxes[:, :3]).prod(-1)
@@ -614,6 +626,7 @@ def volume_link_loss(
     generator: torch.Generator | None = None,
     form: str = "absolute",
     sources: torch.Tensor | None = None,
+    around: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The link loss on the 3-D field itself, without rendering (beyond the paper).
 
@@ -630,7 +643,8 @@ def volume_link_loss(
     shows it. form: ``absolute`` (squared change) or ``relative`` / ``share`` (the share of
     each perturbation's change on the wrong side, per point: :func:`leak_fraction`; the
     volume has no summed variant). sources: resample instead of ``w + α·p``, as in
-    :func:`link_loss`. Returns (total ``Σ weight_i·(λ₁L_i + λ₂L_iᶜ)``, terms
+    :func:`link_loss`. around: where the points outside the boxes lie (:func:`volume_points`).
+    Returns (total ``Σ weight_i·(λ₁L_i + λ₂L_iᶜ)``, terms
     ``link/<name>/volume/in|out``).
     """
     if form not in LOSS_FORMS:
@@ -642,7 +656,13 @@ def volume_link_loss(
         return total, terms
     batch, _, w_dim = ws.shape
     points = volume_points(
-        volume_links, batch, num_points, box_size, device=ws.device, generator=generator
+        volume_links,
+        batch,
+        num_points,
+        box_size,
+        around=around,
+        device=ws.device,
+        generator=generator,
     )
     step = box_size / 64
 

@@ -584,6 +584,7 @@ class Trainer:
                 lambda_out=cfg.link.lambda_out,
                 form=cfg.link.form,
                 sources=sources,
+                around=cfg.link.volume_around,
             )
             total = total + vol * cfg.link.volume_weight * cfg.link.interval
             for name, value in vol_terms.items():

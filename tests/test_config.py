@@ -57,6 +57,8 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
         (["link.perturb=swap"], "link.perturb: expected gaussian or resample"),
         (["link.adam=separate"], "link.adam: expected 'shared' or 'own'"),
         (["link.lr_gain=0"], "link.lr_gain: expected a number > 0"),
+        (["link.volume_around=-0.1"], "link.volume_around / volume_points: expected"),
+        (["link.volume_points=1"], "link.volume_around / volume_points: expected"),
         (["novalue"], "expected key=value"),
     ],
 )

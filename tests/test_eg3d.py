@@ -278,10 +278,12 @@ def test_link_losses_vanish_for_a_generator_linked_by_construction():
 @pytest.mark.parametrize("form", ["relative", "share"])
 def test_relative_volume_term_is_a_share_of_the_change(form):
     G = AnalyticField3D()
-    ws, sources = torch.randn(4, 1, 8), torch.randn(4, 1, 8)
+    gen = torch.Generator().manual_seed(0)
+    ws = torch.randn(4, 1, 8, generator=gen)
+    sources = ws + 2.0  # every resample changes both halves' colours a lot
     right = Link("top", tuple(range(4)), TOP)
     wrong = Link("top", tuple(range(4, 8)), TOP)
-    for kw in ({}, {"sources": sources}):
+    for kw in ({"generator": gen, "alpha": 3.0}, {"sources": sources}):
         total, terms = volume_link_loss(
             G.sample_mixed, ws, [right], box_size=1.0, num_points=256, form=form, **kw
         )
@@ -306,6 +308,10 @@ def test_volume_points_cover_every_links_boxes():
     assert (nose.region.contains(pts).sum(1) >= 250).all()
     left = (pts[:, 500:750, 0] < 0).float().mean()
     assert 0.4 < left.item() < 0.6
+    # around: the other half near the boxes (x within 0.1 of [-0.2, 0.2], z of [0.1, 0.3])
+    near = volume_points([eyes, nose], 3, 1000, 1.0, around=0.1, generator=gen)
+    assert near[..., 0].abs().max() <= 0.3 and near[..., 2].min() >= 0.0
+    assert near[..., 2].max() <= 0.4 and near[:, :500, 2].max() > 0.35
     with pytest.raises(ValueError, match="form"):
         volume_link_loss(lambda p, w: {}, torch.zeros(1, 1, 2), [nose], box_size=1.0, form="x")
 

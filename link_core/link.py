@@ -455,6 +455,54 @@ def perturb_ws(ws: torch.Tensor, axis_mask: torch.Tensor, p: torch.Tensor, alpha
     return ws + alpha * (p * axis_mask)[:, None, :]
 
 
+def perturbed_ws(
+    ws: torch.Tensor,
+    links: Sequence[Link],
+    *,
+    alpha: float = 1.0,
+    sources: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor]:
+    """``[w, x₁ of link 0, x₂ of link 0, x₁ of link 1, ...]``, each ``[B, num_ws, w_dim]``:
+    x₁ moves the link's axes, x₂ the complement; towards ``sources`` (resampling,
+    :func:`swap_axes`) or, without them, by ``α·p``, ``p ~ N(0, I)`` (:func:`perturb_ws`)."""
+    batch, _, w_dim = ws.shape
+    ws_all = [ws]
+    for link in links:
+        m = link.axis_mask(w_dim, ws.device)
+        if sources is not None:
+            ws_all += [swap_axes(ws, sources, alpha * m), swap_axes(ws, sources, alpha * (1 - m))]
+            continue
+        p1 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
+        p2 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
+        ws_all += [perturb_ws(ws, m, p1, alpha), perturb_ws(ws, 1.0 - m, p2, alpha)]
+    return ws_all
+
+
+def in_out_terms(
+    x: torch.Tensor,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    mask: torch.Tensor,
+    form: str,
+    scale2: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eqs. 3 and 4 of one link on one map: ``(L_i, L_iᶜ)`` as scalars.
+
+    ``L_i``: x₂'s change inside ``mask``, ``L_iᶜ``: x₁'s change outside, in ``form``
+    (:func:`link_loss`): ``absolute`` squared change per pixel, ``relative`` its share on
+    the wrong side (:func:`leak_fraction`), ``share`` eq. 4 on summed change. ``scale2``
+    multiplies the absolute form (a map's squared scale; the shares are scale-free). x, x₁,
+    x₂: ``[B, C, H, W]``; mask: ``[B, 1, H, W]``.
+    """
+    if form == "absolute":
+        l_in = masked_mse(x2, x, mask).mean() * scale2  # eq. 3
+        return l_in, masked_mse(x1, x, 1.0 - mask).mean() * scale2  # eq. 4
+    l_in = leak_fraction(x2, x, mask)  # eq. 3, as a share of x₂'s change
+    # eq. 4, as a share of x₁'s change (per pixel, or summed: ``share``)
+    return l_in, leak_fraction(x1, x, 1.0 - mask, summed=form == "share")
+
+
 @dataclass
 class LinkLossResult:
     total: torch.Tensor
@@ -519,21 +567,11 @@ def link_loss(
     if form not in LOSS_FORMS:
         raise ValueError(f"link loss form must be one of {LOSS_FORMS}, got {form!r}")
     maps = dict(maps or {"image": 1.0})
-    batch, _, w_dim = ws.shape
+    batch = ws.shape[0]
     k = len(links)
     if sources is not None and sources.shape != ws.shape:
         raise ValueError(f"sources {tuple(sources.shape)} must match ws {tuple(ws.shape)}")
-    ws_all = [ws]
-    for link in links:
-        m = link.axis_mask(w_dim, ws.device)
-        if sources is not None:
-            ws_all.append(swap_axes(ws, sources, alpha * m))  # x₁: the link's axes move
-            ws_all.append(swap_axes(ws, sources, alpha * (1.0 - m)))  # x₂: the complement
-            continue
-        p1 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
-        p2 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
-        ws_all.append(perturb_ws(ws, m, p1, alpha))  # x₁: the link's axes move
-        ws_all.append(perturb_ws(ws, 1.0 - m, p2, alpha))  # x₂: the complement moves
+    ws_all = perturbed_ws(ws, links, alpha=alpha, sources=sources, generator=generator)
     c_all = None if c is None else c.repeat(2 * k + 1, *([1] * (c.dim() - 1)))
     out = render(torch.cat(ws_all), c_all)
     missing = [name for name in maps if name not in out]
@@ -555,13 +593,7 @@ def link_loss(
             x1, x2 = chunks[name][1 + 2 * i], chunks[name][2 + 2 * i]
             m = resize_mask(mask, x.shape[-2:])
             s2 = float((map_scales or {}).get(name, 1.0)) ** 2
-            if form == "absolute":
-                l_in = masked_mse(x2, x, m).mean() * s2  # eq. 3
-                l_out = masked_mse(x1, x, 1.0 - m).mean() * s2  # eq. 4
-            else:
-                l_in = leak_fraction(x2, x, m)  # eq. 3, as a share of x₂'s change
-                # eq. 4, as a share of x₁'s change (per pixel, or summed: ``share``)
-                l_out = leak_fraction(x1, x, 1.0 - m, summed=form == "share")
+            l_in, l_out = in_out_terms(x, x1, x2, m, form, s2)
             terms[f"link/{link.name}/{name}/in"] = l_in
             terms[f"link/{link.name}/{name}/out"] = l_out
             # eqs. 5, 6, with the link's own weight (1 in the paper)
@@ -593,23 +625,24 @@ def volume_points(
     alone almost never meet a small part (a nose's box is 0.3% of the demo's volume: 4 of
     1024 points), so its side of a relative term would be noise; the other links' box points
     are where its leaks land first."""
-    boxes_per_link = [torch.tensor(lk.region.boxes, device=device) for lk in links]
-    lo, hi = (
-        torch.full((3,), -box_size / 2, device=device),
-        torch.full((3,), box_size / 2, device=device),
-    )
+    boxes_per_link = [torch.tensor(lk.region.boxes, device=device) for lk in links]  # [K, 6]
+    half = box_size / 2
+    lo, hi = torch.full((3,), -half, device=device), torch.full((3,), half, device=device)
     if around > 0:
         every = torch.cat(boxes_per_link)
-        lo = (every[:, :3].amin(0) - around).clamp(min=-box_size / 2)
-        hi = (every[:, 3:].amax(0) + around).clamp(max=box_size / 2)
-    n_uniform = num_points - (num_points // 2 // len(links)) * len(links)
+        lo = (every[:, :3].amin(0) - around).clamp(min=-half)
+        hi = (every[:, 3:].amax(0) + around).clamp(max=half)
+    per_link = num_points // 2 // len(links)
+    n_uniform = num_points - per_link * len(links)
     parts = [lo + (hi - lo) * torch.rand(batch, n_uniform, 3, device=device, generator=generator)]
-    for boxes in boxes_per_link:  # [K, 6]
-        n = (num_points - n_uniform) // len(links)
+    for boxes in boxes_per_link:
         volume = (boxes[:, 3:] - boxes[:, :3]).prod(-1)
-        pick = torch.multinomial(volume.expand(batch, -1), n, replacement=True, generator=generator)
-        lo, hi = boxes[pick, :3], boxes[pick, 3:]  # [B, n, 3]
-        parts.append(lo + (hi - lo) * torch.rand(batch, n, 3, device=device, generator=generator))
+        pick = torch.multinomial(
+            volume.expand(batch, -1), per_link, replacement=True, generator=generator
+        )
+        b_lo, b_hi = boxes[pick, :3], boxes[pick, 3:]  # [B, per_link, 3]
+        u = torch.rand(batch, per_link, 3, device=device, generator=generator)
+        parts.append(b_lo + (b_hi - b_lo) * u)
     return torch.cat(parts, 1)
 
 
@@ -640,9 +673,8 @@ def volume_link_loss(
     It sees what image regions cannot forbid: a tri-plane feature is shared by every point
     on a line through its plane, so a nose feature on the side (zy) plane moves the whole
     face at that height and depth, and an image mask only meets that line where a view
-    shows it. form: ``absolute`` (squared change) or ``relative`` / ``share`` (the share of
-    each perturbation's change on the wrong side, per point: :func:`leak_fraction`; the
-    volume has no summed variant). sources: resample instead of ``w + α·p``, as in
+    shows it. form: as :func:`link_loss`, over points instead of pixels
+    (:func:`in_out_terms`). sources: resample instead of ``w + α·p``, as in
     :func:`link_loss`. around: where the points outside the boxes lie (:func:`volume_points`).
     Returns (total ``Σ weight_i·(λ₁L_i + λ₂L_iᶜ)``, terms
     ``link/<name>/volume/in|out``).
@@ -654,7 +686,7 @@ def volume_link_loss(
     total = ws.new_zeros(())
     if not volume_links:
         return total, terms
-    batch, _, w_dim = ws.shape
+    batch = ws.shape[0]
     points = volume_points(
         volume_links,
         batch,
@@ -671,15 +703,7 @@ def volume_link_loss(
         occ = 1 - torch.exp(-out["sigma"] * step)
         return torch.cat([occ, occ * (out["rgb"] * 2 - 1)], -1)  # [n·B, P, 4]
 
-    ws_all = [ws]
-    for link in volume_links:
-        m = link.axis_mask(w_dim, ws.device)
-        if sources is not None:
-            ws_all += [swap_axes(ws, sources, alpha * m), swap_axes(ws, sources, alpha * (1 - m))]
-            continue
-        p1 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
-        p2 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
-        ws_all += [perturb_ws(ws, m, p1, alpha), perturb_ws(ws, 1.0 - m, p2, alpha)]
+    ws_all = perturbed_ws(ws, volume_links, alpha=alpha, sources=sources, generator=generator)
     # Points as a one-pixel-wide image, [B, 4, P, 1], so the image losses apply as they are.
     parts = [
         p.float().transpose(1, 2)[..., None] for p in describe(torch.cat(ws_all)).chunk(len(ws_all))
@@ -687,13 +711,7 @@ def volume_link_loss(
     x = parts[0]
     for i, link in enumerate(volume_links):
         inside = link.region.contains(points)[:, None, :, None].to(x.dtype)  # [B, 1, P, 1]
-        x1, x2 = parts[1 + 2 * i], parts[2 + 2 * i]
-        if form == "absolute":
-            l_in = masked_mse(x2, x, inside).mean()
-            l_out = masked_mse(x1, x, 1 - inside).mean()
-        else:
-            l_in = leak_fraction(x2, x, inside)
-            l_out = leak_fraction(x1, x, 1 - inside)
+        l_in, l_out = in_out_terms(x, parts[1 + 2 * i], parts[2 + 2 * i], inside, form)
         terms[f"link/{link.name}/volume/in"] = l_in
         terms[f"link/{link.name}/volume/out"] = l_out
         total = total + link.weight * (lambda_in * l_in + lambda_out * l_out)

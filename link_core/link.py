@@ -555,7 +555,9 @@ def link_loss(
         change is small anyway and would give L_in no pull). Use it with regions a sample
         cannot empty (``box3d_seen``, fixed boxes): on ``box3d`` regions a summed form
         (then ``−log`` of the share inside) hid the parts instead, since a region the
-        surface leaves is empty and an empty region adds no loss (issue #8's note).
+        surface leaves is empty and an empty region adds no loss (issue #8's note). The 3-D
+        demo preset uses it: per pixel, a nose edit that moves a band across the face a
+        little still looks local, since the band's pixels outnumber the nose's.
     sources: ``[B, num_ws, w_dim]``, other instances' w. When given, x₁ and x₂ *resample*
         instead of adding noise: they take their moved axes from ``sources`` (α = 1: the
         whole way, :func:`swap_axes`), so every perturbed w is one the mapping produces, as

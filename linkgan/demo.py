@@ -21,7 +21,7 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIGS / "quickstart_3d.yaml"
 DEFAULT_KIMG = 9.0
 """The default budget, in images rather than minutes so the demo learns the same on every
-machine (about 21 minutes on 2 CPU cores, README)."""
+machine (about 28 minutes on 2 CPU cores with rendering, README)."""
 
 
 def _log(message: str) -> None:

@@ -6,8 +6,8 @@ from a record holding the module's *source code*, its class name and its ``__dic
 state; unpickling such a file normally imports that source and runs it. Here every global
 the pickle names is looked up in a short allow-list of stand-ins that only build plain
 data: a persistent object becomes a :class:`Record` (class name + state), a torch module
-pickled by ``copyreg`` likewise, a tensor storage is read by ``torch.load(...,
-weights_only=True)``, and anything else stops the load with an error naming it. Nothing
+pickled by ``copyreg`` likewise, a tensor storage is read by torch's weights-only loader
+(``weights_only=True``), and anything else stops the load with an error naming it. Nothing
 from the file is imported or executed.
 """
 

@@ -13,7 +13,7 @@ Optional parts a backbone may offer (tools test with ``getattr``):
 - ``G.sample_mixed(points [B, P, 3], ws) -> {"sigma", "rgb", ...}``: the 3-D field (EG3D);
 - ``G.sample_cameras(n, generator) -> [n, c_dim]``: its camera distribution (metrics);
 - ``G.default_cameras(n) -> [n, c_dim]``: the view for edits and stills (frontal);
-- ``G.camera``: a :class:`~link_core.cameras.CameraSpec` (radius, FOV, pivot) for camera paths;
+- ``G.camera``: a :class:`~link_core.data.cameras.CameraSpec` (radius, FOV, pivot) for camera paths;
 - ``G.map_scales``: per-map factors to the images' [-1, 1] scale for the link loss (depth);
 - ``G.update_schedule(kimg)`` / ``D.update_schedule(kimg)``: kimg-driven schedules.
 

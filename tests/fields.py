@@ -24,7 +24,7 @@ def ellipsoid_eg3d():
     code, so the mesh and the render go through the same field by different paths.
     """
     from eg3d_link import build
-    from link_core.config import load_config
+    from link_core.train.config import load_config
 
     cfg = load_config(
         None,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from link_core.cameras import (
+from link_core.data.cameras import (
     CAMERA_LABEL_DIM,
     CameraSpec,
     camera_label_yaw_pitch,

@@ -14,8 +14,9 @@ from pathlib import Path
 import cv2
 import pytest
 
-from link_core import checkpoint as ckpt
-from link_core.data import ToyFaces, write_dataset_zip
+from link_core.data import write_dataset_zip
+from link_core.synth import ToyFaces
+from link_core.weights import checkpoint as ckpt
 from linkgan.cli import main
 
 ROOT = Path(__file__).parent.parent

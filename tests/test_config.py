@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from link_core.config import load_config
 from link_core.errors import ConfigError
 from link_core.link import build_links, overlapping_regions
+from link_core.train.config import load_config
 
 CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 
@@ -82,8 +82,8 @@ def test_presets_that_fine_tune_a_shipped_base_match_it(path):
     same model section, and its card."""
     import json
 
-    from link_core import checkpoint as ckpt
-    from link_core.config import config_to_dict
+    from link_core.train.config import config_to_dict
+    from link_core.weights import checkpoint as ckpt
 
     cfg = load_config(path)
     if not cfg.train.init.startswith("base:"):

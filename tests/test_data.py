@@ -12,16 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from link_core.data import (
-    TOYFACE_BOXES,
-    TOYFACE_PARTS,
-    ImageFolderDataset,
-    ToyFaces,
-    image_to_float,
-    open_dataset,
-    write_dataset_zip,
-)
+from link_core.data import ImageFolderDataset, image_to_float, write_dataset_zip
 from link_core.errors import DataError
+from link_core.synth import TOYFACE_BOXES, TOYFACE_PARTS, ToyFaces, open_dataset
 
 
 def _box_slice(box: tuple[float, float, float, float], r: int) -> tuple[slice, slice]:
@@ -259,8 +252,8 @@ def test_label_problems(tmp_path):
 
 
 def test_mirrored_camera_sees_the_mirrored_world_as_the_flipped_image():
-    from link_core.cameras import CameraSpec, orbit_labels, project
-    from link_core.data import mirror_camera_label
+    from link_core.data.dataset import mirror_camera_label
+    from link_core.data.cameras import CameraSpec, orbit_labels, project
 
     c = orbit_labels(torch.tensor([0.7, -2.0]), torch.tensor([0.3, -0.2]), CameraSpec())
     m = torch.from_numpy(np.stack([mirror_camera_label(x.numpy()) for x in c]))

@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import TINY
 
-from link_core import checkpoint as ckpt
+from link_core.weights import checkpoint as ckpt
 
 ROOT = Path(__file__).resolve().parents[1]
 # No per-sample randomness inside the networks and no cross-sample statistics, so the
@@ -101,7 +101,7 @@ def test_ranks_stay_identical_through_link_and_r1_phases_and_resume_in_one(tmp_p
 def test_dry_run_counts_parameters_and_estimates_memory_per_process(capsys):
     from conftest import TINY_EG3D
 
-    from link_core.config import load_config
+    from link_core.train.config import load_config
     from linkgan.api import build_networks
     from linkgan.cli import main
 

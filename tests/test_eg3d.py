@@ -11,8 +11,7 @@ from conftest import TINY, TINY_EG3D
 
 from eg3d_link import build, g_regularizers
 from eg3d_link.networks import gaussian_blur, sample_triplanes
-from link_core.cameras import CameraSpec, frontal_labels, orbit_labels
-from link_core.config import load_config
+from link_core.data.cameras import CameraSpec, frontal_labels, orbit_labels
 from link_core.errors import ConfigError
 from link_core.link import (
     Box3DRegion,
@@ -22,6 +21,7 @@ from link_core.link import (
     volume_link_loss,
     volume_points,
 )
+from link_core.train.config import load_config
 
 
 def tiny(*extra: str):
@@ -191,7 +191,7 @@ def test_ffhq512_preset_builds_and_renders_one_image():
 
 def sphere_depth(c: torch.Tensor, res: int, radius: float = 0.3, far: float = 3.3):
     """Analytic depth of a sphere at the origin seen from cameras ``c``: ``[B, 1, res, res]``."""
-    from link_core.cameras import ray_bundle
+    from link_core.data.cameras import ray_bundle
 
     o, d = ray_bundle(c, res)
     b = (o * d).sum(-1)
@@ -241,7 +241,7 @@ class AnalyticField3D(torch.nn.Module):
     def synthesis(self, ws, c, noise_mode="const"):
         res = 16
         depth = sphere_depth(c, res)
-        from link_core.cameras import unproject_depth
+        from link_core.data.cameras import unproject_depth
 
         pts = unproject_depth(c, depth)
         top, bottom = self.colour(ws)

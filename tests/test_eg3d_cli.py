@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import HEADS_3D, TINY, TINY_EG3D
 
-from link_core import checkpoint as ckpt
-from link_core.cameras import CameraSpec, sample_poses
 from link_core.data import ImageFolderDataset
+from link_core.data.cameras import CameraSpec, sample_poses
+from link_core.weights import checkpoint as ckpt
 from linkgan.cli import main
 from render.video import read_video
 
@@ -253,7 +253,7 @@ def test_render_turntable_partition_and_interpolation_videos(trained_3d, tmp_pat
     assert summary["maps"] == ["image", "depth", "geometry", "change"]
     assert frames[0].std() > 5 and not np.array_equal(frames[0], frames[12])  # it turns
     # Continuous control from a w file (what inversion writes), on the wobble path, as GIF.
-    from link_core.latents import save_w
+    from link_core.edit.latents import save_w
     from linkgan.api import latent, load_generator
 
     G, _ = load_generator(trained_3d)
@@ -287,7 +287,7 @@ def test_link_phase_views_can_face_the_front(tmp_path):
 
     import torch
 
-    from link_core.cameras import camera_label_yaw_pitch
+    from link_core.data.cameras import camera_label_yaw_pitch
     from link_core.errors import ConfigError
     from linkgan import api
 

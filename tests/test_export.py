@@ -27,7 +27,7 @@ from export import (
     write_mesh,
     write_ply,
 )
-from link_core.cameras import orbit_labels
+from link_core.data.cameras import orbit_labels
 from link_core.link import Box3DRegion
 
 LEVEL = 10.0
@@ -312,8 +312,8 @@ def test_region_change_and_heatmap_of_an_edit_that_moves_the_top_half():
 
 def test_random_tiny_eg3d_exports_through_its_own_planes():
     from eg3d_link import build
-    from link_core.cameras import frontal_labels
-    from link_core.config import load_config
+    from link_core.data.cameras import frontal_labels
+    from link_core.train.config import load_config
 
     torch.manual_seed(0)
     G, _ = build(load_config(None, [*TINY, *TINY_EG3D]).model)

@@ -21,7 +21,7 @@ import pytest
 import torch
 from conftest import TINY
 
-from link_core import checkpoint as ckpt
+from link_core.weights import checkpoint as ckpt
 from linkgan.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

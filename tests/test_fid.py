@@ -10,7 +10,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from link_core.fid import (
+from link_core.metrics.fid import (
     fid_from_features,
     inception_features,
     inception_path,

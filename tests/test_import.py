@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from link_core.config import load_config
 from link_core.errors import CheckpointError
 from link_core.interface import seeds_to_z
-from link_core.safe_pickle import Record, load_nvidia_pickle
+from link_core.train.config import load_config
+from link_core.weights.safe_pickle import Record, load_nvidia_pickle
 from linkgan.api import build_networks, load_generator
 from linkgan.cli import main
 from linkgan.nvidia_import import import_nvidia
@@ -166,7 +166,7 @@ def test_import_reproduces_the_fixture_and_runs_nothing(tmp_path, fixture_model)
     assert torch.allclose(a, b, atol=1e-5)
     # The discriminator came across too (the conditioning MLP rescaled to our lr).
     _, D2 = build_networks(cfg2)
-    from link_core import checkpoint as ckpt
+    from link_core.weights import checkpoint as ckpt
 
     tensors, _ = ckpt.read_file(out, prefixes=("D",))
     ckpt.load_module(D2, ckpt.split_prefix(tensors, "D"), "D")
@@ -330,7 +330,7 @@ def _eg3d_fixture(G, D, sentinel: Path, rendering: dict, scale: dict | None = No
 
 
 def _render(G, c_scale: float = 1.0):
-    from link_core.cameras import orbit_labels
+    from link_core.data.cameras import orbit_labels
 
     z = seeds_to_z([0, 1], G.z_dim)
     c = orbit_labels(torch.tensor([0.3, -0.5]), torch.tensor([0.1, -0.2]), G.camera)
@@ -359,7 +359,7 @@ def test_eg3d_import_reproduces_the_fixture_and_runs_nothing(tmp_path, eg3d_mode
         assert a[key].shape == b[key].shape and torch.allclose(a[key], b[key], atol=1e-5), key
 
     _, D2 = build_networks(cfg2)
-    from link_core import checkpoint as ckpt
+    from link_core.weights import checkpoint as ckpt
 
     tensors, _ = ckpt.read_file(out, prefixes=("D",))
     ckpt.load_module(D2, ckpt.split_prefix(tensors, "D"), "D")

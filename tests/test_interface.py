@@ -6,9 +6,9 @@ import pytest
 import torch
 from conftest import TINY_EG3D
 
-from link_core.config import load_config
 from link_core.interface import view_cameras
 from link_core.link import build_links, link_loss
+from link_core.train.config import load_config
 from linkgan.api import build_networks
 
 BACKBONES = {

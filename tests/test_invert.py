@@ -11,8 +11,8 @@ import cv2
 import pytest
 import torch
 
-from link_core.inversion import InversionSettings, invert, multiscale_ssim_loss, ssim
-from link_core.latents import save_w
+from link_core.edit.inversion import InversionSettings, invert, multiscale_ssim_loss, ssim
+from link_core.edit.latents import save_w
 from linkgan import api
 from linkgan.cli import main
 from render.video import read_video
@@ -130,7 +130,7 @@ def vgg_files(tmp_path_factory) -> dict[str, Path]:
     safetensors and as a torch file, plus LPIPS channel weights."""
     from safetensors.torch import save_file
 
-    from link_core.lpips import LPIPS, TAP_CHANNELS
+    from link_core.metrics.lpips import LPIPS, TAP_CHANNELS
 
     folder = tmp_path_factory.mktemp("vgg")
     torch.manual_seed(0)
@@ -149,7 +149,7 @@ def vgg_files(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_lpips_is_zero_for_equal_images_and_grows_with_noise(vgg_files):
-    from link_core.lpips import load_lpips
+    from link_core.metrics.lpips import load_lpips
 
     a = torch.rand(2, 3, 32, 32) * 2 - 1
     for model in (load_lpips(vgg_files["st"]), load_lpips(vgg_files["pth"], vgg_files["lin"])):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import TINY, TINY_EG3D
 
-from link_core.config import load_config
+from link_core.train.config import load_config
 from linkgan.api import build_networks
 from linkgan.cli import main
 from linkgan.memory import _activation_bytes

@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import HEADS_3D
 
-from link_core import checkpoint as ckpt
 from link_core.metrics import sliced_wasserstein
+from link_core.weights import checkpoint as ckpt
 from linkgan import api
 from linkgan.cli import main
 

@@ -12,7 +12,7 @@ import torch
 from fields import AXES, CENTRE, ellipsoid_eg3d
 
 from export import Mesh, mesh_silhouette
-from link_core.cameras import frontal_labels, orbit_labels, unproject_depth
+from link_core.data.cameras import frontal_labels, orbit_labels, unproject_depth
 from link_core.errors import UserError
 from link_core.link import Box3DRegion, Link
 from render.frames import labelled_grid
@@ -256,7 +256,7 @@ def test_bad_maps_are_refused(G, tmp_path):
 
     from conftest import TINY
 
-    from link_core.config import load_config
+    from link_core.train.config import load_config
     from stylegan_link import build
 
     flat, _ = build(load_config(None, TINY).model)

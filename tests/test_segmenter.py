@@ -11,13 +11,13 @@ import torch
 from conftest import TINY, TINY_EG3D
 
 from link_core.data import ImageFolderDataset
-from link_core.errors import ConfigError
-from link_core.segmenter import (
+from link_core.edit.segmenter import (
     build_mask_providers,
     color_provider,
     load_segmenter,
     segmenter_provider,
 )
+from link_core.errors import ConfigError
 from linkgan.cli import main
 
 SCENES_3D = [

@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 import torch
 
-from link_core.cameras import frontal_labels, orbit_labels, split_labels, unproject_depth
 from link_core.data import ImageFolderDataset
+from link_core.data.cameras import frontal_labels, orbit_labels, split_labels, unproject_depth
 from link_core.errors import DataError
-from link_core.synth3d import (
-    BATCH,
+from link_core.synth import (
     HEAD_PARTS,
     SCENE_PARTS,
     SYNTH_CAMERA,
     SynthDataset,
-    _build_item,
     item_label,
     render_views,
     synthesize,
 )
+from link_core.synth.meshes import BATCH
+from link_core.synth.render import _build_item
 
 pytest.importorskip("pytorch3d")
 
@@ -207,7 +207,7 @@ def test_bad_arguments_raise_data_error(kwargs, tmp_path):
 
 
 def test_import_does_not_load_the_renderer():
-    code = "import sys, link_core.synth3d; sys.exit('pytorch3d' in sys.modules)"
+    code = "import sys, link_core.synth; sys.exit('pytorch3d' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
@@ -218,9 +218,9 @@ def test_quickstart_3d_boxes_fit_their_parts():
     coverage 0.68, foreign 0.26)."""
     from pathlib import Path
 
-    from link_core.config import load_config
     from link_core.link import build_links, overlapping_regions
-    from link_core.synth3d import box_part_stats, parts_named
+    from link_core.synth import box_part_stats, parts_named
+    from link_core.train.config import load_config
 
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs/quickstart_3d.yaml")
     checked = []

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from link_core import checkpoint as ckpt
 from link_core.errors import UserError
-from link_core.loop import lazy_ratio
+from link_core.train.loop import lazy_ratio
+from link_core.weights import checkpoint as ckpt
 from linkgan import api
 
 
@@ -156,7 +156,8 @@ def test_checkpoints_are_pruned_and_atomic(tmp_path, tiny_overrides):
 
 def test_conditional_model_with_path_length_on_a_labelled_folder(tmp_path, tiny_overrides):
     """Class labels from dataset.json reach G and D; path-length reg runs and is logged."""
-    from link_core.data import ToyFaces, write_dataset_zip
+    from link_core.data import write_dataset_zip
+    from link_core.synth import ToyFaces
 
     folder = tmp_path / "data"
     write_dataset_zip(ToyFaces(16, 16), str(folder))

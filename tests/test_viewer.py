@@ -278,7 +278,7 @@ def test_editor_in_headless_chromium(server, tmp_path):
 
 
 def test_editor_on_a_w_file_keeps_the_latent_and_resamples_by_seed(tmp_path):
-    from link_core.latents import save_w
+    from link_core.edit.latents import save_w
 
     G, _ = api.load_generator(MODEL)
     ws, c, _ = api.latent(G, 9)

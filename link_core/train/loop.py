@@ -34,11 +34,15 @@ import yaml
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from link_core import checkpoint as ckpt
-from link_core.cameras import camera_label_yaw_pitch
-from link_core.config import Config, config_to_dict
 from link_core.data import image_to_float
-from link_core.distributed import (
+from link_core.data.cameras import camera_label_yaw_pitch
+from link_core.data.images import save_image_grid
+from link_core.errors import CheckpointError, ConfigError, TrainingDiverged, UserError
+from link_core.interface import seeds_to_z
+from link_core.link import Link, link_loss, volume_link_loss
+from link_core.metrics import link_mse
+from link_core.train.config import Config, config_to_dict
+from link_core.train.distributed import (
     DistInfo,
     all_true,
     average_buffers,
@@ -48,16 +52,12 @@ from link_core.distributed import (
     mean_over_ranks,
     rows,
 )
-from link_core.errors import CheckpointError, ConfigError, TrainingDiverged, UserError
-from link_core.images import save_image_grid
-from link_core.interface import seeds_to_z
-from link_core.link import Link, link_loss, volume_link_loss
-from link_core.losses import (
+from link_core.train.gan_losses import (
     g_nonsaturating_loss,
     path_length_penalty,
     r1_penalty,
 )
-from link_core.metrics import link_mse
+from link_core.weights import checkpoint as ckpt
 
 GRegFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from link_core.cameras import split_labels
+from link_core.data.cameras import split_labels
 
 
 def project_to_ndc(verts: np.ndarray, c: torch.Tensor) -> np.ndarray:
@@ -21,7 +21,7 @@ def project_to_ndc(verts: np.ndarray, c: torch.Tensor) -> np.ndarray:
     x left, y up (pixel (i, j) centre at ``(1 - (2j+1)/S, 1 - (2i+1)/S)``), z = camera-space
     depth.
 
-    The projection of :func:`link_core.cameras.project`, written per view with elementwise
+    The projection of :func:`link_core.data.cameras.project`, written per view with elementwise
     numpy: no shape-dependent kernels (batch-independent results) and no thread pool
     (tiny arrays; threads only contend on a busy machine).
     """

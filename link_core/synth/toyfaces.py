@@ -24,6 +24,9 @@ import colorsys
 
 import numpy as np
 
+from link_core.data.dataset import LinkDataset, _is_int, _is_pow2
+from link_core.errors import DataError
+
 TOYFACE_PARTS: tuple[str, ...] = ("background", "face", "left_eye", "right_eye", "mouth")
 """Part names; a part's id in the label map is its index here."""
 
@@ -126,3 +129,39 @@ def draw_toyface(seed: int, index: int, resolution: int) -> tuple[np.ndarray, np
         x0, y0, x1, y1 = TOYFACE_BOXES[part]
         mask[round(y0 * r) : round(y1 * r), round(x0 * r) : round(x1 * r)] = pid
     return image, mask
+
+
+class ToyFaces(LinkDataset):
+    """The built-in procedural data set (see :mod:`link_core.synth.toyfaces`).
+
+    Image ``i`` is a pure function of ``(seed, i)``. Masks have the ids of
+    :data:`TOYFACE_PARTS`; the eye and mouth ids cover exactly :data:`TOYFACE_BOXES`.
+    Images are drawn on first use and cached in memory (uint8) when the whole set is small.
+    """
+
+    _CACHE_LIMIT_BYTES = 256 * 2**20
+
+    def __init__(
+        self, resolution: int = 32, num_images: int = 4096, seed: int = 0, xflip: bool = False
+    ) -> None:
+        if not _is_int(resolution) or resolution < 16 or not _is_pow2(int(resolution)):
+            raise DataError(
+                f"toy faces: resolution must be a power of two >= 16, got {resolution!r}"
+            )
+        if not _is_int(num_images) or num_images < 1:
+            raise DataError(f"toy faces: num_images must be a positive integer, got {num_images!r}")
+        super().__init__(int(num_images), int(resolution), 0, TOYFACE_PARTS, True, xflip)
+        self.seed = int(seed)
+        per_image = int(resolution) ** 2 * 4  # 3 image bytes + 1 mask byte per pixel
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = (
+            {} if num_images * per_image <= self._CACHE_LIMIT_BYTES else None
+        )
+
+    def _load(self, raw_index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        if self._cache is not None and raw_index in self._cache:
+            image, mask = self._cache[raw_index]
+        else:
+            image, mask = draw_toyface(self.seed, raw_index, self.resolution)
+            if self._cache is not None:
+                self._cache[raw_index] = (image, mask)
+        return image, mask, np.zeros(0, dtype=np.float32)

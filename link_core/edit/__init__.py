@@ -1,0 +1,1 @@
+"""Editing real images: GAN inversion, w files, and part segmenters (mask providers)."""

@@ -1,0 +1,257 @@
+"""The LinkGAN regularizer (paper §3.2, eqs. 3–6), shared by every backbone.
+
+A *link* ties a set of axes of w to a region of the image. For each link i we perturb w
+on the link's axes (x₁) and on the complement (x₂) and penalize
+
+    L_i  = ‖M_i  ⊙ (x₂ − x)‖²     (eq. 3: the region must not move when the rest moves)
+    L_iᶜ = ‖M_iᶜ ⊙ (x₁ − x)‖²     (eq. 4: the rest must not move when the link moves)
+    L_reg = Σ_i λ₁·L_i + λ₂·L_iᶜ  (eqs. 5, 6)
+
+Normalization (so λ means the same at every resolution and region size): each squared norm
+is divided by the mask's mass times the channel count, i.e. it is the *mean squared change
+per masked pixel and channel*, averaged over the batch. A sample whose mask is empty adds 0.
+
+The loss is computed on any set of output maps (``image`` for 2D; EG3D adds ``image_raw``
+and a normalized ``image_depth``), each with its own weight; the region's mask is made at
+the resolution of ``image`` and resized to each map.
+
+Everything here is a pure function of tensors and a render callable: schedules, intervals
+and gains live in the training loop.
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from link_core.link.links import Link
+from link_core.link.regions import Outputs, resize_mask
+
+LOSS_FORMS = ("absolute", "relative", "share")
+"""How the link loss measures eqs. 3 and 4 (``link.form``; :func:`link_loss`)."""
+
+RenderFn = Callable[[torch.Tensor, torch.Tensor | None], Outputs]
+"""``render(ws [B, num_ws, w_dim], c [B, c_dim] | None) -> {"image": [B, 3, H, W], ...}``."""
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean squared difference per masked pixel and channel, per sample.
+
+    a, b: ``[B, C, H, W]``; mask: ``[B, 1, H, W]`` in [0, 1]. Returns ``[B]``; 0 where the
+    mask is empty.
+    """
+    sq = (a - b).square().sum(dim=1, keepdim=True)
+    mass = mask.sum(dim=(1, 2, 3)) * a.shape[1]
+    return (sq * mask).sum(dim=(1, 2, 3)) / mass.clamp(min=1e-8)
+
+
+def change_share(
+    perturbed: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
+    """The share of a perturbation's whole squared change that lies inside ``mask``, per sample.
+
+    ``Σ m·|Δ|² / Σ |Δ|²`` over pixels and channels: *sums*, not per-pixel means, so it is what
+    a difference heat map shows. A nose edit that moves the silhouette by one pixel all round
+    the head has a small per-pixel mean outside the nose but most of its energy there.
+    perturbed, original: ``[B, C, H, W]``; mask: ``[B, 1, H, W]`` in [0, 1]. Returns ``[B]``
+    in [0, 1]; 0 where nothing changed.
+    """
+    sq = (perturbed - original).square().sum(dim=1, keepdim=True)
+    return (sq * mask).sum(dim=(1, 2, 3)) / (sq.sum(dim=(1, 2, 3)) + eps)
+
+
+def leak_fraction(
+    perturbed: torch.Tensor,
+    original: torch.Tensor,
+    wrong: torch.Tensor,
+    eps: float = 1e-6,
+    summed: bool = False,
+) -> torch.Tensor:
+    """The share of a perturbation's change that lands where it should not, in [0, 1).
+
+    ``e_wrong / (e_wrong + e_right + eps)`` with ``e`` the per-pixel mean squared change on
+    each side of the mask (:func:`masked_mse`), averaged over the samples whose mask has
+    pixels on both sides (a region out of view says nothing about where a change belongs).
+    ``summed``: the share of the *summed* squared change instead (:func:`change_share` of
+    ``wrong``: what an edit grid's heat map shows). Per pixel, a small part's edit that
+    moves everything else a little already looks local (0.1 out/in) while nine tenths of
+    its change lie outside the part. perturbed, original: ``[B, C, H, W]``; wrong:
+    ``[B, 1, H, W]`` in [0, 1]. Returns a scalar; 0 when no sample qualifies.
+    """
+    mass = wrong.sum(dim=(1, 2, 3))
+    both = ((mass > 0.5) & (mass < wrong[0].numel() - 0.5)).to(perturbed.dtype)
+    if summed:
+        frac = change_share(perturbed, original, wrong, eps)
+    else:
+        e_wrong = masked_mse(perturbed, original, wrong)
+        e_right = masked_mse(perturbed, original, 1.0 - wrong)
+        frac = e_wrong / (e_wrong + e_right + eps)
+    return (frac * both).sum() / both.sum().clamp(min=1.0)
+
+
+def swap_axes(ws: torch.Tensor, source: torch.Tensor, axis_mask: torch.Tensor) -> torch.Tensor:
+    """Take the masked axes of w from ``source`` (both ``[B, num_ws, w_dim]``; a mask in
+    [0, 1] moves that far towards the source: ``torch.lerp``)."""
+    return torch.lerp(ws, source, axis_mask.to(ws.dtype))
+
+
+def perturb_ws(ws: torch.Tensor, axis_mask: torch.Tensor, p: torch.Tensor, alpha: float):
+    """``w + α·p`` on the masked axes, the same offset on every row of ws.
+
+    ws: ``[B, num_ws, w_dim]``; axis_mask: ``[w_dim]``; p: ``[B, w_dim]``. Adding one offset
+    to all rows keeps truncation and style mixing meaningful (each row moves alike).
+    """
+    return ws + alpha * (p * axis_mask)[:, None, :]
+
+
+def perturbed_ws(
+    ws: torch.Tensor,
+    links: Sequence[Link],
+    *,
+    alpha: float = 1.0,
+    sources: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor]:
+    """``[w, x₁ of link 0, x₂ of link 0, x₁ of link 1, ...]``, each ``[B, num_ws, w_dim]``:
+    x₁ moves the link's axes, x₂ the complement; towards ``sources`` (resampling,
+    :func:`swap_axes`) or, without them, by ``α·p``, ``p ~ N(0, I)`` (:func:`perturb_ws`)."""
+    batch, _, w_dim = ws.shape
+    ws_all = [ws]
+    for link in links:
+        m = link.axis_mask(w_dim, ws.device)
+        if sources is not None:
+            ws_all += [swap_axes(ws, sources, alpha * m), swap_axes(ws, sources, alpha * (1 - m))]
+            continue
+        p1 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
+        p2 = torch.randn(batch, w_dim, device=ws.device, generator=generator)
+        ws_all += [perturb_ws(ws, m, p1, alpha), perturb_ws(ws, 1.0 - m, p2, alpha)]
+    return ws_all
+
+
+def in_out_terms(
+    x: torch.Tensor,
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    mask: torch.Tensor,
+    form: str,
+    scale2: float = 1.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eqs. 3 and 4 of one link on one map: ``(L_i, L_iᶜ)`` as scalars.
+
+    ``L_i``: x₂'s change inside ``mask``, ``L_iᶜ``: x₁'s change outside, in ``form``
+    (:func:`link_loss`): ``absolute`` squared change per pixel, ``relative`` its share on
+    the wrong side (:func:`leak_fraction`), ``share`` eq. 4 on summed change. ``scale2``
+    multiplies the absolute form (a map's squared scale; the shares are scale-free). x, x₁,
+    x₂: ``[B, C, H, W]``; mask: ``[B, 1, H, W]``.
+    """
+    if form == "absolute":
+        l_in = masked_mse(x2, x, mask).mean() * scale2  # eq. 3
+        return l_in, masked_mse(x1, x, 1.0 - mask).mean() * scale2  # eq. 4
+    l_in = leak_fraction(x2, x, mask)  # eq. 3, as a share of x₂'s change
+    # eq. 4, as a share of x₁'s change (per pixel, or summed: ``share``)
+    return l_in, leak_fraction(x1, x, 1.0 - mask, summed=form == "share")
+
+
+@dataclass
+class LinkLossResult:
+    total: torch.Tensor
+    """Scalar: Σ_maps weight · Σ_i weight_i · (λ₁·L_i + λ₂·L_iᶜ)."""
+    terms: dict[str, torch.Tensor]
+    """Per-term scalars named ``link/<link>/<map>/in`` (L_i) and ``link/<link>/<map>/out``."""
+    original: Outputs
+    """The unperturbed outputs x, ``[B, ...]`` per map."""
+    perturbed: Outputs
+    """x₁ and x₂ for every link, concatenated: ``[2·k·B, ...]`` per map (fakes for D)."""
+    perturbed_c: torch.Tensor | None
+    """Conditioning labels matching ``perturbed`` (``None`` when unconditional)."""
+    masks: dict[str, torch.Tensor]
+    """Each link's mask ``[B, 1, H, W]`` at the resolution of ``image``."""
+
+
+def link_loss(
+    render: RenderFn,
+    ws: torch.Tensor,
+    links: Sequence[Link],
+    *,
+    c: torch.Tensor | None = None,
+    alpha: float = 1.0,
+    lambda_in: float = 1.0,
+    lambda_out: float = 1.0,
+    maps: Mapping[str, float] | None = None,
+    map_scales: Mapping[str, float] | None = None,
+    generator: torch.Generator | None = None,
+    form: str = "absolute",
+    sources: torch.Tensor | None = None,
+) -> LinkLossResult:
+    """Equations 3–6 for every link, in one batched render.
+
+    render: deterministic synthesis ``(ws, c) -> outputs`` (fixed noise) so that x, x₁ and x₂
+        differ only through w.
+    ws: ``[B, num_ws, w_dim]`` (already mapped, truncated or style-mixed as the caller likes).
+    c: ``[B, c_dim]`` camera/class labels, or None; the perturbed renders use the same c.
+    maps: output maps to regularize with their weights (default ``{"image": 1}``).
+    map_scales: a factor per map that brings it to the images' [-1, 1] scale before the
+        squared differences (the generator's ``map_scales``: EG3D's depth uses
+        ``2 / (ray_end - ray_start)``), so one λ means the same for colour and geometry.
+    form: ``absolute`` is the paper's squared change (eqs. 3, 4). ``relative`` divides each
+        perturbation's change on the wrong side by its whole change (:func:`leak_fraction`):
+        scale-free, so it cannot be met by making w matter less. Small generators fine-tuned
+        with the absolute form collapse instead of linking (every resample then changes
+        little; measured in issue #8's note), the relative form moves change into the region.
+        ``share`` is ``relative`` with eq. 4 on *summed* change (``leak_fraction(summed=
+        True)``): the share of the link's own edit that lies outside its region, what the
+        edit grids show; eq. 3 stays per pixel (a small region's share of the complement's
+        change is small anyway and would give L_in no pull). Use it with regions a sample
+        cannot empty (``box3d_seen``, fixed boxes): on ``box3d`` regions a summed form
+        (then ``−log`` of the share inside) hid the parts instead, since a region the
+        surface leaves is empty and an empty region adds no loss (issue #8's note). The 3-D
+        demo preset uses it: per pixel, a nose edit that moves a band across the face a
+        little still looks local, since the band's pixels outnumber the nose's.
+    sources: ``[B, num_ws, w_dim]``, other instances' w. When given, x₁ and x₂ *resample*
+        instead of adding noise: they take their moved axes from ``sources`` (α = 1: the
+        whole way, :func:`swap_axes`), so every perturbed w is one the mapping produces, as
+        in :func:`~link_core.metrics.link_mse` and the editing tools. None: the paper's
+        ``w + α·p``, ``p ~ N(0, I)``.
+    """
+    if not links:
+        raise ValueError("link_loss needs at least one link")
+    if form not in LOSS_FORMS:
+        raise ValueError(f"link loss form must be one of {LOSS_FORMS}, got {form!r}")
+    maps = dict(maps or {"image": 1.0})
+    batch = ws.shape[0]
+    k = len(links)
+    if sources is not None and sources.shape != ws.shape:
+        raise ValueError(f"sources {tuple(sources.shape)} must match ws {tuple(ws.shape)}")
+    ws_all = perturbed_ws(ws, links, alpha=alpha, sources=sources, generator=generator)
+    c_all = None if c is None else c.repeat(2 * k + 1, *([1] * (c.dim() - 1)))
+    out = render(torch.cat(ws_all), c_all)
+    missing = [name for name in maps if name not in out]
+    if missing:
+        raise KeyError(f"link loss map '{missing[0]}' not in generator outputs {sorted(out)}")
+
+    # The loss in fp32 whatever the forward's autocast dtype: in fp16, the clamps that keep
+    # empty masks from dividing by zero (1e-8) would underflow to 0.
+    chunks = {name: out[name].float().chunk(2 * k + 1) for name in out}
+    original = {name: parts[0] for name, parts in chunks.items()}
+    terms: dict[str, torch.Tensor] = {}
+    masks: dict[str, torch.Tensor] = {}
+    total = ws.new_zeros(())
+    for i, link in enumerate(links):
+        mask = link.region(original, c).detach()
+        masks[link.name] = mask
+        for name, weight in maps.items():
+            x = chunks[name][0]
+            x1, x2 = chunks[name][1 + 2 * i], chunks[name][2 + 2 * i]
+            m = resize_mask(mask, x.shape[-2:])
+            s2 = float((map_scales or {}).get(name, 1.0)) ** 2
+            l_in, l_out = in_out_terms(x, x1, x2, m, form, s2)
+            terms[f"link/{link.name}/{name}/in"] = l_in
+            terms[f"link/{link.name}/{name}/out"] = l_out
+            # eqs. 5, 6, with the link's own weight (1 in the paper)
+            total = total + link.weight * weight * (lambda_in * l_in + lambda_out * l_out)
+    perturbed = {name: torch.cat(parts[1:]) for name, parts in chunks.items()}
+    perturbed_c = None if c_all is None else c_all[batch:]
+    return LinkLossResult(total, terms, original, perturbed, perturbed_c, masks)

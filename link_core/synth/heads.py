@@ -1,0 +1,153 @@
+"""Procedural heads: an ellipsoid head, eyes, nose, mouth and hair or a hat."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from link_core.synth.meshes import (
+    EXTENT,
+    HEAD_PARTS,
+    _colour,
+    _Part,
+    _place,
+    _rot_x,
+    _template,
+)
+
+
+def _on_ellipsoid(radii: np.ndarray, yaw: float, pitch: float) -> tuple[np.ndarray, np.ndarray]:
+    """Point on the ellipsoid (centred at 0) in direction (yaw, pitch) and its unit normal."""
+    d = np.array(
+        [math.sin(yaw) * math.cos(pitch), math.sin(pitch), math.cos(yaw) * math.cos(pitch)]
+    )
+    p = d / math.sqrt(float(np.sum((d / radii) ** 2)))
+    n = p / radii**2
+    return p, n / np.linalg.norm(n)
+
+
+def _head_parts(rng: np.random.Generator) -> list[_Part]:
+    """The parts of one head (ids of :data:`HEAD_PARTS`), fitted into ``EXTENT``."""
+    P = {name: i for i, name in enumerate(HEAD_PARTS)}
+    radii = np.array([rng.uniform(0.27, 0.32), rng.uniform(0.31, 0.37), rng.uniform(0.27, 0.32)])
+    skin = (
+        _colour(rng, (0.02, 0.11), (0.2, 0.6), (0.45, 0.95))
+        if rng.random() < 0.85
+        else _colour(rng, sat=(0.2, 0.6), val=(0.5, 0.95))  # some fantasy skins
+    )
+    parts = [_Part(_place(_template("sphere"), radii, (0, 0, 0)), P["head"], skin)]
+
+    # Eyes: symmetric places, own size and colour each (independent factors per part).
+    eye_yaw, eye_pitch = rng.uniform(0.30, 0.45), rng.uniform(0.08, 0.22)
+    eye_top = -1.0
+    for name, sign in (("left_eye", -1.0), ("right_eye", 1.0)):
+        r = rng.uniform(0.035, 0.06)
+        p, n = _on_ellipsoid(radii, sign * eye_yaw, eye_pitch)
+        centre = p - 0.35 * r * n  # sunk a little so it sits in the head
+        iris = _colour(rng, sat=(0.5, 1.0), val=(0.25, 1.0))
+        look = n + np.array([0.0, 0.0, 1.0])
+        look /= np.linalg.norm(look)
+        pupil_r = r * rng.uniform(0.35, 0.55)
+        pupil = centre + look * (r - 0.45 * pupil_r)
+        parts.append(_Part(_place(_template("small_sphere"), [r] * 3, centre), P[name], iris))
+        dark = np.full(3, rng.uniform(0.02, 0.15))
+        parts.append(_Part(_place(_template("small_sphere"), [pupil_r] * 3, pupil), P[name], dark))
+        eye_top = max(eye_top, centre[1] + r)
+
+    # Nose: a cone or an ellipsoid sticking out along +z, a little below the eyes.
+    p, _ = _on_ellipsoid(radii, 0.0, rng.uniform(-0.12, -0.02))
+    length, width = rng.uniform(0.06, 0.14), rng.uniform(0.03, 0.055)
+    nose_colour = np.clip(skin * rng.uniform(0.75, 1.15, size=3), 0, 1)
+    if rng.random() < 0.6:
+        tilt = _rot_x(math.pi / 2 + rng.uniform(-0.25, 0.05))  # +y axis -> about +z
+        mesh = _place(
+            _template("cone"),
+            (width, length + 0.03, width * rng.uniform(0.7, 1.2)),
+            p - [0, 0, 0.03],
+            tilt,
+        )
+    else:
+        mesh = _place(
+            _template("small_sphere"),
+            (width, rng.uniform(0.04, 0.07), length / 2 + 0.02),
+            p + [0.0, 0.0, length / 2 - 0.02],
+        )
+    parts.append(_Part(mesh, P["nose"], nose_colour))
+
+    # Mouth: a flattened ellipsoid on the lower face.
+    p, n = _on_ellipsoid(radii, 0.0, rng.uniform(-0.55, -0.38))
+    half = (rng.uniform(0.05, 0.10), rng.uniform(0.012, 0.03), 0.03)
+    mouth = _colour(rng, sat=(0.4, 1.0), val=(0.25, 0.9))
+    parts.append(_Part(_place(_template("mouth"), half, p - 0.008 * n), P["mouth"], mouth))
+
+    if rng.random() < 0.85:
+        parts += _hair(rng, radii, eye_top, P["hair"])
+
+    # Fit into the box: a uniform scale about the origin keeps every normal.
+    top = max(float(np.abs(part.mesh.verts).max()) for part in parts)
+    if top > EXTENT:
+        for part in parts:
+            part.mesh.verts *= EXTENT / top
+    return parts
+
+
+def _hair(rng: np.random.Generator, radii: np.ndarray, eye_top: float, pid: int) -> list[_Part]:
+    """Hair (a cap, maybe a bun) or a hat, clear of the eyes."""
+    colour = (
+        _colour(rng, (0.02, 0.13), (0.3, 0.9), (0.08, 0.85))  # black .. brown .. blond
+        if rng.random() < 0.6
+        else _colour(rng, sat=(0.4, 1.0), val=(0.3, 1.0))
+    )
+    style = rng.choice(["cap", "bun", "hat", "cone"], p=[0.45, 0.2, 0.2, 0.15])
+    out = []
+    if style in ("cap", "bun"):
+        # A slightly larger ellipsoid whose vertices below a tilted plane (front edge above
+        # the eyes, back edge near the nape) sink just inside the head: the surface stays
+        # closed and star-shaped, and the hairline is where it dives in.
+        template = _template("sphere")
+        scale = radii * rng.uniform(1.05, 1.12, size=3)
+        mesh = _place(template, scale, (0.0, 0.0, 0.0))
+        front = eye_top + rng.uniform(0.03, 0.07)
+        back = rng.uniform(-0.18, 0.02)
+        z = mesh.verts[:, 2]
+        cut = back + (front - back) * (z + scale[2]) / (2 * scale[2])
+        low = mesh.verts[:, 1] < cut
+        mesh.verts[low] = template.verts[low] * radii * 0.96
+        out.append(_Part(mesh, pid, colour))
+        if style == "bun":
+            r = rng.uniform(0.07, 0.11)
+            centre = (0.0, radii[1] * 0.85, -radii[2] * 0.55)
+            out.append(_Part(_place(_template("small_sphere"), [r] * 3, centre), pid, colour))
+    elif style == "hat":
+        y0 = radii[1] * rng.uniform(0.7, 0.8)
+        tilt = _rot_x(rng.uniform(-0.15, 0.1))
+        crown_r = radii[0] * rng.uniform(0.8, 0.95)
+        height = rng.uniform(0.08, 0.12)
+        brim = rng.uniform(crown_r + 0.05, 0.42)
+        out.append(
+            _Part(
+                _place(_template("cylinder"), (crown_r, height, crown_r), (0, y0, 0), tilt),
+                pid,
+                colour,
+            )
+        )
+        brim_colour = np.clip(colour * rng.uniform(0.6, 1.0), 0, 1)
+        out.append(
+            _Part(
+                _place(_template("cylinder"), (brim, 0.015, brim), (0, y0, 0), tilt),
+                pid,
+                brim_colour,
+            )
+        )
+    else:
+        y0 = radii[1] * rng.uniform(0.65, 0.75)
+        r = radii[0] * rng.uniform(0.55, 0.85)
+        mesh = _place(
+            _template("cone"),
+            (r, rng.uniform(0.13, 0.18), r),
+            (0, y0, 0),
+            _rot_x(rng.uniform(-0.3, 0.1)),
+        )
+        out.append(_Part(mesh, pid, colour))
+    return out

@@ -1,0 +1,1 @@
+"""Files of weights: safetensors checkpoints (atomic writes), a code-free NVIDIA pickle reader."""

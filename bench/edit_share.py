@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from link_core.config import load_config
-from link_core.images import write_png
+from link_core.data.images import write_png
 from link_core.link import change_share, resize_mask
 from link_core.metrics import link_mse
+from link_core.train.config import load_config
 from linkgan import api
 from render.frames import labelled_grid
 from render.grids import link_resamples

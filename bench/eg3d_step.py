@@ -29,9 +29,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eg3d_link import build  # noqa: E402
-from link_core.cameras import frontal_labels  # noqa: E402
-from link_core.config import load_config  # noqa: E402
-from link_core.losses import r1_penalty  # noqa: E402
+from link_core.data.cameras import frontal_labels  # noqa: E402
+from link_core.train.config import load_config  # noqa: E402
+from link_core.train.gan_losses import r1_penalty  # noqa: E402
 
 TINY = [
     "model.backbone=eg3d",

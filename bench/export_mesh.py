@@ -72,7 +72,7 @@ def _generator(kind: str, ckpt: str | None) -> tuple[torch.nn.Module, torch.Tens
         return HeadField(), torch.zeros(1, 1, 1)
     if kind == "eg3d_random":
         from eg3d_link import build
-        from link_core.config import load_config
+        from link_core.train.config import load_config
 
         cfg = load_config("configs/quickstart_3d.yaml", [])
         torch.manual_seed(0)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from link_core.loop import Trainer
-from link_core.losses import g_nonsaturating_loss
+from link_core.train.gan_losses import g_nonsaturating_loss
+from link_core.train.loop import Trainer
 from linkgan import api
 
 

@@ -23,8 +23,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from link_core import checkpoint as ckpt
 from link_core.metrics import compare_to_unlinked
+from link_core.weights import checkpoint as ckpt
 from linkgan import api
 
 

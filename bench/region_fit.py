@@ -16,8 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
-from link_core.config import load_config
-from link_core.synth3d import box_part_stats, parts_named
+from link_core.synth import box_part_stats, parts_named
+from link_core.train.config import load_config
 
 
 def main() -> None:

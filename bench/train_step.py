@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from link_core.config import config_to_dict, load_config
-from link_core.loop import StatsLog, Trainer
+from link_core.train.config import config_to_dict, load_config
+from link_core.train.loop import StatsLog, Trainer
 from linkgan import api
 
 

@@ -28,9 +28,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from link_core.cameras import turntable_poses  # noqa: E402
-from link_core.config import load_config  # noqa: E402
+from link_core.data.cameras import turntable_poses  # noqa: E402
 from link_core.interface import seeds_to_z  # noqa: E402
+from link_core.train.config import load_config  # noqa: E402
 from linkgan.api import build_networks  # noqa: E402
 
 

@@ -20,7 +20,7 @@ from eg3d_link.networks import (
 from eg3d_link.options import EG3DOptions, parse_options
 from eg3d_link.regularizers import density_smoothness
 from eg3d_link.renderer import RenderOptions, composite, render_rays
-from link_core.loop import GRegularizer
+from link_core.train.loop import GRegularizer
 
 __all__ = [
     "DualDiscriminator",
@@ -39,7 +39,7 @@ __all__ = [
 
 
 def build(model_cfg: Any) -> tuple[TriplaneGenerator, DualDiscriminator]:
-    """``(G, D)`` from a model config (``link_core.config.ModelConfig`` or lookalike).
+    """``(G, D)`` from a model config (``link_core.train.config.ModelConfig`` or lookalike).
 
     Reads ``resolution, z_dim, w_dim, mapping_layers, mapping_lr_mult, channel_base,
     channel_max, use_noise, style_init, mbstd_group, d_channel_base, d_channel_max`` and the

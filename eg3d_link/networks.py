@@ -25,7 +25,7 @@ from torch import nn
 
 from eg3d_link.options import EG3DOptions
 from eg3d_link.renderer import RenderOptions, density, render_rays
-from link_core.cameras import CameraSpec, frontal_labels, ray_bundle, sample_poses
+from link_core.data.cameras import CameraSpec, frontal_labels, ray_bundle, sample_poses
 from stylegan_link.layers import FullyConnected
 from stylegan_link.networks import (
     Discriminator,

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from link_core.cameras import CameraSpec
-from link_core.config import dataclass_from_dict
+from link_core.data.cameras import CameraSpec
 from link_core.errors import ConfigError
+from link_core.train.config import dataclass_from_dict
 
 SR_FACTORS = (1, 2, 4, 8)
 PLANE_AXES = ("xy-xz-zy", "xy-xz-zx")

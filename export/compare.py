@@ -91,12 +91,12 @@ def region_change(
 def mesh_silhouette(mesh: Mesh, c: torch.Tensor, image_size: int) -> torch.Tensor:
     """Where ``mesh`` covers the image of cameras ``c [N, 25]``: bool ``[N, S, S]`` (rows v
     down, columns u right, like the generator's images), rasterized by pytorch3d through
-    :func:`~link_core.cameras.to_pytorch3d`. Naive rasterization on CPU: meant for checks
+    :func:`~link_core.data.cameras.to_pytorch3d`. Naive rasterization on CPU: meant for checks
     at small sizes, not for video."""
     from pytorch3d.renderer import MeshRasterizer, RasterizationSettings
     from pytorch3d.structures import Meshes
 
-    from link_core.cameras import to_pytorch3d
+    from link_core.data.cameras import to_pytorch3d
 
     n = c.shape[0]
     if mesh.num_faces == 0:

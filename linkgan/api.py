@@ -13,15 +13,15 @@ from typing import Any
 
 import torch
 
-from link_core import checkpoint as ckpt
-from link_core.config import Config, config_from_dict, config_to_dict, load_config
-from link_core.distributed import close_distributed, init_distributed
+from link_core.data.images import save_image_grid
 from link_core.errors import CheckpointError, ConfigError, UserError
-from link_core.images import save_image_grid
 from link_core.interface import seeds_to_z, view_cameras
 from link_core.link import Box3DRegion, Link, MaskProvider, build_links
-from link_core.loop import Trainer, TrainResult
 from link_core.metrics import link_mse
+from link_core.train.config import Config, config_from_dict, config_to_dict, load_config
+from link_core.train.distributed import close_distributed, init_distributed
+from link_core.train.loop import Trainer, TrainResult
+from link_core.weights import checkpoint as ckpt
 
 BACKBONES = ("stylegan2", "eg3d")
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -69,7 +69,7 @@ def mask_providers(cfg: Config) -> dict[str, MaskProvider]:
     """Named mask providers for ``{mask: NAME}`` regions, from ``link.masks``."""
     if not cfg.link.masks:
         return {}
-    from link_core.segmenter import build_mask_providers
+    from link_core.edit.segmenter import build_mask_providers
 
     return build_mask_providers(cfg.link.masks)
 
@@ -80,7 +80,7 @@ def make_links(cfg: Config) -> list[Link]:
 
 
 def open_data(cfg: Config):
-    from link_core.data import open_dataset
+    from link_core.synth import open_dataset
 
     return open_dataset(
         cfg.data.path,
@@ -128,7 +128,7 @@ def build_trainer(
     resume: bool = False,
     progress: bool = True,
 ) -> Trainer:
-    """The :class:`~link_core.loop.Trainer` that :func:`train` runs, ready at its first step
+    """The :class:`~link_core.train.loop.Trainer` that :func:`train` runs, ready at its first step
     (the base loaded for ``train.init``, or the latest checkpoint for ``resume``)."""
     out = Path(out)
     existing = ckpt.list_checkpoints(out)
@@ -140,7 +140,7 @@ def build_trainer(
         if config is not None:
             cfg = load_config(config, overrides)
         else:
-            from link_core.config import apply_overrides
+            from link_core.train.config import apply_overrides
 
             cfg = config_from_dict(apply_overrides(stored, overrides))
         if _model_dict(cfg) != _model_dict(stored):
@@ -273,7 +273,7 @@ def latent(
     c = view_cameras(G, 1)
     if w_file is None:
         return G.mapping(seeds_to_z([seed], G.z_dim), c), c, f"seed{seed:04d}"
-    from link_core.latents import apply_noise_maps, load_w
+    from link_core.edit.latents import apply_noise_maps, load_w
 
     ws, c_file = load_w(w_file, G.num_ws, G.w_dim, G.c_dim)
     apply_noise_maps(G, w_file)  # the inversion's noise maps belong to its w
@@ -442,7 +442,7 @@ def _inception_metrics(
 ) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    from link_core.fid import (
+    from link_core.metrics.fid import (
         dataset_features,
         fid_from_features,
         generator_features,
@@ -482,8 +482,8 @@ def synthesize(
     cameras: str = "orbit",
     progress: bool = True,
 ) -> str:
-    """Render a synthetic 3-D data set to ``out`` (see :mod:`link_core.synth3d`)."""
-    from link_core.synth3d import synthesize as render_set
+    """Render a synthetic 3-D data set to ``out`` (see :mod:`link_core.synth`)."""
+    from link_core.synth import synthesize as render_set
 
     return render_set(
         kind, num, resolution, str(out), seed=seed, cameras=cameras, progress=progress
@@ -719,22 +719,22 @@ def invert(
     lpips_vgg: str | Path | None = None,
     lpips_lin: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Project a real image into the model (``link_core.inversion``) and write ``out/``:
+    """Project a real image into the model (``link_core.edit.inversion``) and write ``out/``:
     ``w.safetensors`` (w, camera, noise maps: use with ``--w``), ``reconstruction.png``
     (target | reconstruction), ``progress.mp4``, ``losses.json`` and, after pivotal tuning,
     ``model.safetensors`` (the tuned G: use it as ``--ckpt`` with that w).
     ``lpips_vgg`` (and ``lpips_lin``): local VGG16 (and LPIPS) weights; adds LPIPS to the
-    image loss (:mod:`link_core.lpips`)."""
+    image loss (:mod:`link_core.metrics.lpips`)."""
     import shutil
     import tempfile
 
     import numpy as np
     from tqdm.auto import tqdm
 
-    from link_core.images import grid, to_uint8, write_png
-    from link_core.inversion import InversionSettings
-    from link_core.inversion import invert as run_inversion
-    from link_core.latents import save_w
+    from link_core.data.images import grid, to_uint8, write_png
+    from link_core.edit.inversion import InversionSettings
+    from link_core.edit.inversion import invert as run_inversion
+    from link_core.edit.latents import save_w
     from render.video import FrameSink
 
     out = Path(out)
@@ -745,7 +745,7 @@ def invert(
         raise UserError(f"--steps: must be >= 1, got {s.steps}")
     perceptual = None
     if lpips_vgg is not None:
-        from link_core.lpips import load_lpips
+        from link_core.metrics.lpips import load_lpips
 
         perceptual = load_lpips(lpips_vgg, lpips_lin)
     elif lpips_lin is not None:
@@ -823,9 +823,10 @@ def train_segmenter(
     ``data`` is a folder / zip, or ``synthetic:heads|scenes|toyfaces``."""
     from tqdm.auto import tqdm
 
-    from link_core.data import ImageFolderDataset, open_dataset
-    from link_core.segmenter import save_segmenter
-    from link_core.segmenter import train_segmenter as fit
+    from link_core.data import ImageFolderDataset
+    from link_core.edit.segmenter import save_segmenter
+    from link_core.edit.segmenter import train_segmenter as fit
+    from link_core.synth import open_dataset
 
     out = Path(out)
     if out.exists() and not force:

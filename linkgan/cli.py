@@ -419,7 +419,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(json.dumps(card, indent=2))
     elif args.command == "invert":
-        from link_core.inversion import InversionSettings
+        from link_core.edit.inversion import InversionSettings
 
         settings = InversionSettings(
             steps=args.steps,

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from link_core.checkpoint import write_json
 from link_core.errors import UserError
+from link_core.weights.checkpoint import write_json
 from linkgan import api
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"

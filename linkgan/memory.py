@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from link_core.config import load_config
 from link_core.errors import ConfigError
 from link_core.interface import view_cameras
+from link_core.train.config import load_config
 
 MB = 2**20
 

@@ -1,6 +1,6 @@
 """``linkgan import``: an NVIDIA StyleGAN2-ADA or EG3D snapshot -> our safetensors base model.
 
-The pickle is read by :mod:`link_core.safe_pickle` (nothing in it runs); the architecture
+The pickle is read by :mod:`link_core.weights.safe_pickle` (nothing in it runs); the architecture
 is read off the tensors' shapes (the persistence records' constructor arguments fill in
 what shapes cannot say); every one of our tensors must find its NVIDIA counterpart with
 the same shape, and every NVIDIA tensor must be used (or be a known constant such as a
@@ -27,10 +27,10 @@ from typing import Any
 import torch
 
 from eg3d_link import nvidia_names as eg3d_names
-from link_core import checkpoint as ckpt
-from link_core.config import config_from_dict, config_to_dict
 from link_core.errors import CheckpointError, UserError
-from link_core.safe_pickle import Record, load_nvidia_pickle
+from link_core.train.config import config_from_dict, config_to_dict
+from link_core.weights import checkpoint as ckpt
+from link_core.weights.safe_pickle import Record, load_nvidia_pickle
 from stylegan_link import nvidia_names as names
 
 NameFn = Callable[[str], str | None]

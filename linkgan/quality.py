@@ -84,7 +84,7 @@ def shape_quality(
         "pieces": round(float(np.mean(pieces)), 2),
     }
     if kind is not None:
-        from link_core.synth3d import item_mesh
+        from link_core.synth import item_mesh
 
         data = [_extent(item_mesh(kind, data_seed, i)[0]) for i in range(num)]
         out["data_extent_xyz"] = [round(float(x), 3) for x in np.mean(data, 0)]

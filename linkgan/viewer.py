@@ -42,9 +42,9 @@ import cv2
 import numpy as np
 import torch
 
-from link_core.cameras import orbit_labels
+from link_core.data.cameras import orbit_labels
+from link_core.data.images import to_uint8
 from link_core.errors import UserError
-from link_core.images import to_uint8
 from link_core.interface import seeds_to_z, view_cameras
 from link_core.link import Link, swap_axes
 from link_core.metrics import edit_seeds

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from link_core.images import grid, to_uint8, write_png
+from link_core.data.images import grid, to_uint8, write_png
 from link_core.interface import view_cameras
 from link_core.link import Link
 from link_core.metrics import resample_link_axes

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from link_core.cameras import CameraSpec, split_labels, turntable_poses
-from link_core.raster import project_to_ndc, rasterize_tiled
+from link_core.data.cameras import CameraSpec, split_labels, turntable_poses
+from link_core.synth.raster import project_to_ndc, rasterize_tiled
 from render.frames import labelled_grid
 from render.video import FrameSink
 
@@ -44,7 +44,7 @@ def render_mesh(mesh: Mesh, c: torch.Tensor, size: int = 128) -> np.ndarray:
     """``[N, size, size, 3]`` uint8: ``mesh`` seen from cameras ``c [N, 25]`` with its
     vertex colours, lit by a light at the camera (Lambert, two-sided), on white.
 
-    Rasterized by pytorch3d through :func:`link_core.raster.rasterize_tiled` (tile binning
+    Rasterized by pytorch3d through :func:`link_core.synth.raster.rasterize_tiled` (tile binning
     makes its CPU rasterizer fast); ``size`` must be a multiple of 16."""
     n = c.shape[0]
     out = np.full((n, size, size, 3), 255, np.uint8)

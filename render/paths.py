@@ -1,8 +1,8 @@
 """Camera paths for videos: a 360° turntable, EG3D's wobble around the front, a still camera,
 or a user's JSON list of poses.
 
-A path is ``[F, 25]`` EG3D camera labels (see :mod:`link_core.cameras`). Paths are built
-around the generator's :class:`~link_core.cameras.CameraSpec` (``G.camera``), so they frame
+A path is ``[F, 25]`` EG3D camera labels (see :mod:`link_core.data.cameras`). Paths are built
+around the generator's :class:`~link_core.data.cameras.CameraSpec` (``G.camera``), so they frame
 the object the way the training cameras did unless the user overrides radius / FOV.
 
 JSON path files hold a list (or ``{"poses": [...]}``) whose entries are either 25 numbers
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from link_core.cameras import (
+from link_core.data.cameras import (
     CAMERA_LABEL_DIM,
     CameraSpec,
     frontal_labels,

@@ -2,7 +2,7 @@
 
 EG3D shows geometry as normalized depth; a shaded surface shows bumps, dents and the
 difference between a painted and a real nose much better. Normals come from the surface
-points that :func:`link_core.cameras.unproject_depth` gives, so they live in world units
+points that :func:`link_core.data.cameras.unproject_depth` gives, so they live in world units
 and turn correctly with the camera.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from link_core.cameras import split_labels, unproject_depth
+from link_core.data.cameras import split_labels, unproject_depth
 
 # A light above-left of the camera, in OpenCV camera space (x right, y down, z forward):
 # the direction from the surface towards the light.

@@ -13,8 +13,8 @@ from types import TracebackType
 
 import numpy as np
 
+from link_core.data.images import write_png
 from link_core.errors import UserError
-from link_core.images import write_png
 
 VIDEO_FORMATS = (".mp4", ".gif")
 

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from link_core.data.images import to_uint8
 from link_core.errors import UserError
-from link_core.images import to_uint8
 from link_core.link import Link
 from link_core.metrics import resample_link_axes
 from render.frames import labelled_grid

@@ -28,7 +28,7 @@ IMG_CHANNELS = 3
 
 
 def build(model_cfg: Any) -> tuple[Generator, Discriminator]:
-    """Build ``(G, D)`` from a model config (``link_core.config.ModelConfig`` or lookalike).
+    """Build ``(G, D)`` from a model config (``link_core.train.config.ModelConfig`` or lookalike).
 
     Reads ``resolution, z_dim, w_dim, c_dim, mapping_layers, mapping_lr_mult, channel_base,
     channel_max, use_noise, style_init, mbstd_group, d_channel_base, d_channel_max``; the two

@@ -50,6 +50,10 @@ class HeadField(torch.nn.Module):
     across the surface; rgb varies smoothly with position (skin tones, a darker top)."""
 
     box_size = 1.0
+    is_3d = True
+
+    def planes(self, ws: torch.Tensor, noise_mode: str = "const") -> None:
+        """No tri-planes: the field is analytic."""
 
     def sample_mixed(self, points: torch.Tensor, ws: torch.Tensor, planes=None) -> dict:
         d = _ellipsoid(points, (0.0, 0.0, 0.0), (0.30, 0.38, 0.32))

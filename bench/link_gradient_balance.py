@@ -30,11 +30,6 @@ from link_core.train.loop import Trainer
 from linkgan import api
 
 
-class _NoStats:
-    def add(self, *args: object) -> None:
-        pass
-
-
 def _grad_norm(params: list[torch.nn.Parameter], loss: torch.Tensor) -> float:
     for p in params:
         p.grad = None
@@ -57,8 +52,11 @@ def _measure(trainer: Trainer, batches: int) -> tuple[list[float], list[float]]:
         z, c = trainer._global_inputs(trainer.global_batch)
         out = trainer.synthesis(trainer._mapping(z, c), c)
         adv.append(_grad_norm(params, g_nonsaturating_loss(trainer.disc(out, c).float())))
-        n = trainer._shrunk(cfg.link.batch_shrink)
-        link.append(_grad_norm(params, trainer._link_terms(z[:n], c[:n], _NoStats(), [])))
+        n = trainer._shrunk(trainer.link.batch_shrink)
+        step = trainer.link.step(
+            trainer.G, trainer.synthesis, trainer.disc, trainer._mapping(z[:n], c[:n]), c[:n]
+        )
+        link.append(_grad_norm(params, step.loss))
     return adv, link
 
 
@@ -83,7 +81,7 @@ def main() -> None:
         trainer = api.build_trainer(
             Path(tmp) / "run", args.config, [*args.overrides, "train.kimg=1"], progress=False
         )
-        if not trainer.links:
+        if not trainer.link.on:
             parser.error("the config has no enabled links")
         cfg = trainer.cfg
         pairs = pairs or [(cfg.link.lambda_in, cfg.link.lambda_out)]

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 
 from link_core.train.config import config_to_dict, load_config
-from link_core.train.loop import StatsLog, Trainer
+from link_core.train.loop import Trainer
+from link_core.train.stats import StatsLog
 from linkgan import api
 
 

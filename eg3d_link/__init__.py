@@ -20,7 +20,7 @@ from eg3d_link.networks import (
 from eg3d_link.options import EG3DOptions, parse_options
 from eg3d_link.regularizers import density_smoothness
 from eg3d_link.renderer import RenderOptions, composite, render_rays
-from link_core.train.loop import GRegularizer
+from link_core.train.phases import GRegularizer
 
 __all__ = [
     "DualDiscriminator",

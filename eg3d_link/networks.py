@@ -150,7 +150,11 @@ class SuperResolution(nn.Module):
 
 
 class TriplaneGenerator(nn.Module):
-    """The EG3D generator: mapping -> StyleGAN2 backbone -> tri-planes -> renderer -> SR."""
+    """The EG3D generator: mapping -> StyleGAN2 backbone -> tri-planes -> renderer -> SR.
+
+    Implements :class:`link_core.interface.Generator3D`."""
+
+    is_3d = True
 
     def __init__(
         self,

@@ -29,10 +29,11 @@ FieldFn = Callable[[torch.Tensor], dict[str, torch.Tensor]]
 def make_field(G: Any, ws: torch.Tensor, noise_mode: str = "const") -> FieldFn:
     """The field of one latent as a callable of points, with tri-planes built once.
 
-    ``ws``: ``[1, num_ws, w_dim]``. Works for any generator with ``sample_mixed``; when it
-    also has ``planes(ws, noise_mode)``, those are computed here and passed on every call.
+    ``ws``: ``[1, num_ws, w_dim]``. Works for any 3-D generator
+    (:class:`~link_core.interface.Generator3D`): its tri-planes are computed here once and
+    passed on every call.
     """
-    if not hasattr(G, "sample_mixed"):
+    if not getattr(G, "is_3d", False):  # a clear error for a wrong argument
         raise TypeError(
             f"{type(G).__name__} has no 3-D field (sample_mixed); export needs a 3-D generator"
         )
@@ -40,10 +41,8 @@ def make_field(G: Any, ws: torch.Tensor, noise_mode: str = "const") -> FieldFn:
         raise ValueError(
             f"export works on one latent: ws must be [1, num_ws, w_dim], got {list(ws.shape)}"
         )
-    planes = None
-    if hasattr(G, "planes"):
-        with torch.no_grad():
-            planes = G.planes(ws, noise_mode)
+    with torch.no_grad():
+        planes = G.planes(ws, noise_mode)
 
     def field(points: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.no_grad():

@@ -1,40 +1,47 @@
 """The generator interface every backbone implements, and the seed -> z convention.
 
-- ``G.mapping(z [B, z_dim], c [B, c_dim], truncation_psi=1, truncation_cutoff=None,
-  update_emas=False) -> ws [B, num_ws, w_dim]``
-- ``G.synthesis(ws, c, noise_mode="random" | "const" | "none") -> dict`` with ``image``
-  ``[B, 3, H, W]`` in [-1, 1]; EG3D adds ``image_raw``, ``image_depth`` (distance along
-  the ray, world units) and ``image_alpha`` (accumulated opacity in [0, 1]), at the neural
-  rendering resolution; it also takes ``render_resolution=R`` to render finer than trained.
-- ``D(outputs: dict, c) -> logits [B, 1]``.
-
-Optional parts a backbone may offer (tools test with ``getattr``):
-
-- ``G.sample_mixed(points [B, P, 3], ws) -> {"sigma", "rgb", ...}``: the 3-D field (EG3D);
-- ``G.sample_cameras(n, generator) -> [n, c_dim]``: its camera distribution (metrics);
-- ``G.default_cameras(n) -> [n, c_dim]``: the view for edits and stills (frontal);
-- ``G.camera``: a :class:`~link_core.data.cameras.CameraSpec` (radius, FOV, pivot) for camera paths;
-- ``G.map_scales``: per-map factors to the images' [-1, 1] scale for the link loss (depth);
-- ``G.update_schedule(kimg)`` / ``D.update_schedule(kimg)``: kimg-driven schedules.
-
-Render, export, metrics and the loop speak only this; none asks which backbone it holds.
+:class:`Generator` is the contract: the loop, the link loss, metrics, render and export
+use only what it names and never ask which backbone they hold. A 3-D-aware backbone also
+implements :class:`Generator3D` (``G.is_3d`` is True): a field to sample and export, and
+cameras to move. :class:`Discriminator` is D's side. :class:`GeneratorDefaults` gives a
+2-D generator the optional parts (cameras of zeros, no schedule, no extra maps).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 
+Outputs = dict[str, torch.Tensor]
+
 
 @runtime_checkable
-class GeneratorLike(Protocol):
+class Generator(Protocol):
+    """What every generator offers.
+
+    - ``mapping(z [B, z_dim], c [B, c_dim], truncation_psi=1, truncation_cutoff=None,
+      update_emas=False) -> ws [B, num_ws, w_dim]``;
+    - ``synthesis(ws, c, noise_mode="random" | "const" | "none") -> dict`` with ``image``
+      ``[B, 3, H, W]`` in [-1, 1]; 3-D backbones add ``image_raw``, ``image_depth`` (distance
+      along the ray, world units) and ``image_alpha`` at the neural rendering resolution
+      and take ``render_resolution=R`` to render finer than trained;
+    - ``sample_cameras(n, generator) -> [n, c_dim]``: its camera distribution (metrics,
+      samples); ``default_cameras(n) -> [n, c_dim]``: the view for stills and edits;
+    - ``map_scales``: per output map, the factor that brings it to the images' [-1, 1] scale
+      for the link loss (EG3D's depth); empty for 2-D;
+    - ``update_schedule(kimg)``: follow kimg-driven schedules (a no-op without any);
+    - ``scale_style_inputs(axes, scale)``: scale how strongly w axes drive the styles.
+    """
+
     z_dim: int
     c_dim: int
     w_dim: int
     num_ws: int
     img_resolution: int
+    is_3d: bool
+    map_scales: dict[str, float]
 
     def mapping(
         self,
@@ -47,7 +54,69 @@ class GeneratorLike(Protocol):
 
     def synthesis(
         self, ws: torch.Tensor, c: torch.Tensor | None = None, noise_mode: str = "random"
-    ) -> dict[str, torch.Tensor]: ...
+    ) -> Outputs: ...
+
+    def sample_cameras(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor: ...
+
+    def default_cameras(self, n: int) -> torch.Tensor: ...
+
+    def update_schedule(self, kimg: float) -> None: ...
+
+    def scale_style_inputs(self, axes: Sequence[int], scale: float) -> None: ...
+
+
+@runtime_checkable
+class Generator3D(Generator, Protocol):
+    """A 3-D-aware generator (``is_3d``): a density/colour field in a box, seen by cameras.
+
+    - ``sample_mixed(points [B, P, 3], ws) -> {"sigma": [B, P, 1], "rgb": [B, P, 3], ...}``:
+      the field (export, the volumetric link term);
+    - ``planes(ws, noise_mode) -> [B, 3, C, R, R]`` and ``field(planes, points)``: the same
+      field with the tri-planes computed once (dense grids);
+    - ``camera``: a :class:`~link_core.data.cameras.CameraSpec` (radius, FOV, pivot);
+    - ``box_size``: the field's box ``[-s/2, s/2]³`` (world units);
+    - ``ray_chunk``, ``checkpoint_render``: the renderer's memory controls.
+    """
+
+    camera: Any
+    box_size: float
+    ray_chunk: int
+    checkpoint_render: bool
+
+    def sample_mixed(self, points: torch.Tensor, ws: torch.Tensor) -> Outputs: ...
+
+    def planes(self, ws: torch.Tensor, noise_mode: str = "random") -> torch.Tensor: ...
+
+    def field(self, planes: torch.Tensor, points: torch.Tensor) -> Any: ...
+
+
+@runtime_checkable
+class Discriminator(Protocol):
+    """``D(outputs: dict, c [B, c_dim]) -> logits [B, 1]``; ``update_schedule(kimg)``."""
+
+    def __call__(self, outputs: Outputs, c: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def update_schedule(self, kimg: float) -> None: ...
+
+
+class GeneratorDefaults:
+    """The optional parts of :class:`Generator` as a 2-D backbone has them (mix in first):
+    no 3-D field, unconditional cameras of zeros, no schedules, no extra maps."""
+
+    is_3d: ClassVar[bool] = False
+    map_scales: ClassVar[dict[str, float]] = {}
+    c_dim: int
+
+    def sample_cameras(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``[n, c_dim]`` zeros: a 2-D generator has no camera distribution of its own."""
+        return torch.zeros(n, self.c_dim)
+
+    def default_cameras(self, n: int) -> torch.Tensor:
+        """``[n, c_dim]`` zeros."""
+        return torch.zeros(n, self.c_dim)
+
+    def update_schedule(self, kimg: float) -> None:
+        """No kimg-driven schedule."""
 
 
 def seeds_to_z(seeds: Iterable[int], z_dim: int) -> torch.Tensor:
@@ -79,20 +148,12 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def eval_cameras(
-    G: torch.nn.Module, num: int, seed: int, device: torch.device | str = "cpu"
+    G: Generator, num: int, seed: int, device: torch.device | str = "cpu"
 ) -> torch.Tensor:
-    """``[num, c_dim]`` labels for evaluation: the generator's own camera distribution when
-    it has one (``G.sample_cameras``), else zeros (unconditional models)."""
-    sampler = getattr(G, "sample_cameras", None)
-    if sampler is None:
-        return torch.zeros(num, G.c_dim, device=device)
-    return sampler(num, generator=torch.Generator().manual_seed(seed)).to(device)
+    """``[num, c_dim]`` labels for evaluation: the generator's camera distribution, seeded."""
+    return G.sample_cameras(num, generator=torch.Generator().manual_seed(seed)).to(device)
 
 
-def view_cameras(G: torch.nn.Module, num: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """``[num, c_dim]`` labels for stills and edits: ``G.default_cameras`` (EG3D: frontal)
-    when the generator has them, else zeros."""
-    views = getattr(G, "default_cameras", None)
-    if views is None:
-        return torch.zeros(num, G.c_dim, device=device)
-    return views(num).to(device)
+def view_cameras(G: Generator, num: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """``[num, c_dim]`` labels for stills and edits (EG3D: frontal; 2-D: zeros)."""
+    return G.default_cameras(num).to(device)

@@ -35,9 +35,9 @@ def camera_spec(
     G: torch.nn.Module, radius: float | None = None, fov_deg: float | None = None
 ) -> CameraSpec:
     """The generator's camera spec (``G.camera``) with optional overrides."""
-    spec = getattr(G, "camera", None)
-    if spec is None:
+    if not G.is_3d:
         raise UserError("this model has no camera (a 2-D backbone): use --path still")
+    spec = G.camera
     changes = {}
     if radius is not None:
         changes["radius"] = radius
@@ -58,11 +58,11 @@ def camera_path(
     fov_deg: float | None = None,
 ) -> torch.Tensor:
     """``[F, c_dim]`` labels for ``path`` = ``turntable`` | ``wobble`` | ``still`` | a JSON
-    file. 2-D models (no ``G.camera``) accept only ``still`` (their zero label)."""
+    file. 2-D models (no camera) accept only ``still`` (their zero label)."""
     if frames < 1:
         raise UserError(f"--frames: must be >= 1, got {frames}")
     if path == "still":
-        if getattr(G, "camera", None) is None:
+        if not G.is_3d:
             return torch.zeros(frames, G.c_dim)
         return frontal_labels(frames, camera_spec(G, radius, fov_deg))
     if path == "turntable":

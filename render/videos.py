@@ -150,7 +150,7 @@ def resolution_kwargs(G: torch.nn.Module, render_resolution: int | None) -> dict
         return {}
     if not 8 <= render_resolution <= 1024:
         raise UserError(f"--render-res: expected 8..1024, got {render_resolution}")
-    if not hasattr(G, "sample_mixed"):
+    if not G.is_3d:
         raise UserError("--render-res: only 3-D (neural-rendering) models render finer")
     return {"render_resolution": render_resolution}
 

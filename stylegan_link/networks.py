@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from link_core.interface import GeneratorDefaults
 from stylegan_link.layers import (
     Conv2dLayer,
     FullyConnected,
@@ -251,8 +252,9 @@ class SynthesisNetwork(nn.Module):
         return img
 
 
-class Generator(nn.Module):
-    """StyleGAN2 generator with the project's generator interface.
+class Generator(GeneratorDefaults, nn.Module):
+    """StyleGAN2 generator with the project's generator interface
+    (:class:`link_core.interface.Generator`; 2-D: no field, cameras of zeros).
 
     ``mapping(z, c) -> ws [B, num_ws, w_dim]``; ``synthesis(ws) -> {"image": [B, C, H, W]}``
     (nominally in [-1, 1], unclamped); ``forward`` chains the two.
@@ -403,6 +405,9 @@ class Discriminator(nn.Module):
             )
         else:
             self.cmap = None
+
+    def update_schedule(self, kimg: float) -> None:
+        """No kimg-driven schedule (the interface's :class:`~link_core.interface.Discriminator`)."""
 
     def forward(
         self, outputs: dict[str, torch.Tensor], c: torch.Tensor | None = None

@@ -252,8 +252,8 @@ def test_label_problems(tmp_path):
 
 
 def test_mirrored_camera_sees_the_mirrored_world_as_the_flipped_image():
-    from link_core.data.dataset import mirror_camera_label
     from link_core.data.cameras import CameraSpec, orbit_labels, project
+    from link_core.data.dataset import mirror_camera_label
 
     c = orbit_labels(torch.tensor([0.7, -2.0]), torch.tensor([0.3, -0.2]), CameraSpec())
     m = torch.from_numpy(np.stack([mirror_camera_label(x.numpy()) for x in c]))

@@ -298,9 +298,10 @@ def test_link_phase_views_can_face_the_front(tmp_path):
     yaw = camera_label_yaw_pitch(c, pivot=(0.0, 0.0, 0.0))[0].abs()
     front = yaw <= math.radians(45)
     assert (~front).any() and front.any()  # the orbit data set looks from all round
-    moved = trainer._toward_front(c, 45.0)
+    moved = trainer.link.cameras(c, trainer._sample_labels)
     assert (camera_label_yaw_pitch(moved, pivot=(0.0, 0.0, 0.0))[0].abs() <= math.radians(45)).all()
     assert torch.equal(moved[front], c[front])  # views of the face are kept as drawn
-    assert trainer._toward_front(c, 0.0) is c
+    trainer.link.cfg.view_yaw_deg = 0.0
+    assert trainer.link.cameras(c, trainer._sample_labels) is c
     with pytest.raises(ConfigError, match="view_yaw_deg"):
         api.build_trainer(tmp_path / "bad", None, [*overrides, "link.view_yaw_deg=200"])

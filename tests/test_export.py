@@ -43,6 +43,7 @@ class SphereField(torch.nn.Module):
     """
 
     box_size = 1.0
+    is_3d = True
 
     def __init__(self, radius=0.3, centre=(0.0, 0.0, 0.0), slope=1000.0):
         super().__init__()

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from link_core.errors import ConfigError
+from link_core.interface import GeneratorDefaults
 from link_core.link import (
     BoxRegion,
     MaskRegion,
@@ -25,7 +26,7 @@ W_DIM, RES = 8, 16
 BOX = (0.25, 0.25, 0.75, 0.75)  # pixel-aligned at 16: rows/cols 4..11
 
 
-class ToyG(torch.nn.Module):
+class ToyG(GeneratorDefaults, torch.nn.Module):
     """image = inside·tanh(A·w[link]) + outside·(tanh(B·w[rest]) + k·tanh(C·w[link]))."""
 
     def __init__(self, link_axes=(0, 1, 2), coupling: float = 0.0):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from link_core.interface import GeneratorDefaults
 from link_core.link import BoxRegion, build_links, swap_axes
 from link_core.metrics import compare_to_unlinked, cross_leak, link_mse
 
@@ -12,7 +13,7 @@ W, RES = 8, 16
 BOX = [0.25, 0.25, 0.75, 0.75]
 
 
-class AnalyticG(torch.nn.Module):
+class AnalyticG(GeneratorDefaults, torch.nn.Module):
     """Region colour from w[0:2], background from w[2:], plus ``leak``·w[0] outside."""
 
     z_dim, c_dim, w_dim, num_ws, img_resolution = W, 0, W, 3, RES

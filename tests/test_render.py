@@ -85,7 +85,7 @@ def test_unknown_path_and_2d_models(G):
         camera_path(G, "spiral", 10)
 
     class Flat(torch.nn.Module):
-        c_dim = 0
+        c_dim, is_3d = 0, False
 
     assert camera_path(Flat(), "still", 4).shape == (4, 0)
     with pytest.raises(UserError, match="no camera"):

@@ -1,0 +1,236 @@
+"""The phases of one training iteration (StyleGAN2-ADA's, with LinkGAN's link phase):
+
+  G main  : non-saturating loss on fresh fakes (style mixing);
+  G reg   : the lazy G regularizers due this step (the link phase, path length, what a
+            backbone brings), each scaled by its interval;
+  D main  : logistic loss on reals and fakes (and the link phase's perturbed renders);
+  D reg   : lazy R1, scaled by its interval.
+
+A mixin of :class:`~link_core.train.loop.Trainer`, which owns the networks, optimizers and
+counters these read. Every phase runs micro-batch by micro-batch (``train.batch_gpu``)
+and steps its optimizer once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from link_core.errors import TrainingDiverged
+from link_core.train.config import Config
+from link_core.train.distributed import DistInfo, all_true, average_gradients
+from link_core.train.gan_losses import g_nonsaturating_loss, path_length_penalty, r1_penalty
+from link_core.train.link_phase import LinkPhase
+from link_core.train.stats import StatsLog
+from link_core.weights import checkpoint as ckpt
+
+GRegFn = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+
+
+@dataclass
+class GRegularizer:
+    """An extra lazy G regularizer a backbone brings (e.g. EG3D's density regularizer).
+
+    ``fn(G, ws [B, num_ws, w_dim], c [B, c_dim]) -> {"name": scalar, ...}``: every term is
+    logged; their sum times ``weight`` (and the interval, by the loop) is minimized.
+    """
+
+    name: str
+    interval: int
+    weight: float
+    fn: GRegFn
+
+
+class Phases:
+    """G main, G reg (link, path length, backbone regularizers), D main, D reg."""
+
+    cfg: Config
+    dist: DistInfo
+    device: torch.device
+    G: torch.nn.Module
+    D: torch.nn.Module
+    link: LinkPhase
+    g_regs: list[GRegularizer]
+    opt_G: torch.optim.Optimizer
+    opt_D: torch.optim.Optimizer
+    opt_link: torch.optim.Optimizer | None
+    synthesis: Callable[..., dict[str, torch.Tensor]]
+    disc: Callable[..., torch.Tensor]
+    step: int
+    images_seen: int
+    batch: int
+    global_batch: int
+    r1_gamma: float
+    pl_mean: torch.Tensor
+    pending_fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None
+
+    def _micro(self, n: int) -> list[tuple[slice, float]]:
+        """Micro-batches of ``n`` local samples (``train.batch_gpu``; all at once when 0):
+        (rows, share of the phase's mean loss)."""
+        m = self.cfg.train.batch_gpu or n
+        return [(slice(i, min(i + m, n)), (min(i + m, n) - i) / n) for i in range(0, n, m)]
+
+    def _check_finite(self, loss: torch.Tensor, stats: StatsLog) -> None:
+        """Stop on a NaN / Inf loss (on any rank) with the term that went first (the values
+        this micro-batch logged), writing nothing."""
+        if all_true(bool(torch.isfinite(loss.detach()).all()), self.dist, self.device):
+            return
+        bad = [k for k, v in stats.current.items() if not math.isfinite(v)]
+        term = bad[0] if bad else "the phase's total loss"
+        value = stats.current.get(term, float(loss.detach()))
+        last = ckpt.list_checkpoints(self.run_dir)
+        raise TrainingDiverged(
+            f"{term} is {value} at step {self.step} (kimg {self.images_seen / 1000:.3f}): "
+            f"training stopped; the last good checkpoint is "
+            f"{last[-1] if last else 'none (nothing was written)'}"
+        )
+
+    def _optimize(
+        self, opt: torch.optim.Optimizer, losses: Iterable[torch.Tensor], stats: StatsLog
+    ) -> None:
+        """One optimizer step on the sum of ``losses``: each (one micro-batch's share, made
+        lazily by a generator, so only one micro-batch's activations live at a time) is
+        checked and back-propagated, gradients accumulate, are averaged over ranks, step."""
+        opt.zero_grad(set_to_none=True)
+        stats.begin_phase()
+        for loss in losses:
+            self._check_finite(loss, stats)
+            stats.begin_phase()
+            with torch.autocast(self.device.type, enabled=False):  # the forward's dtypes
+                loss.float().backward()
+        average_gradients([p for g in opt.param_groups for p in g["params"]], self.dist)
+        opt.step()
+
+    def _g_main(self, stats: StatsLog) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        self._seed(1)
+        z, c = self._global_inputs(self.global_batch)
+        self._seed(1, local=True)
+        fakes: list[dict[str, torch.Tensor]] = []
+
+        def losses() -> Iterator[torch.Tensor]:
+            for rows_, share in self._micro(z.shape[0]):
+                out = self.synthesis(self._mapping(z[rows_], c[rows_]), c[rows_])
+                loss = g_nonsaturating_loss(self.disc(out, c[rows_]).float())
+                stats.add("Loss/G/adv", loss)
+                fakes.append({k: v.detach() for k, v in out.items()})
+                yield loss * share
+
+        self._optimize(self.opt_G, losses(), stats)
+        return {k: torch.cat([f[k] for f in fakes]) for k in fakes[0]}, c
+
+    def _link_due(self) -> bool:
+        return self.link.due(self.step)
+
+    def _other_regs_due(self) -> bool:
+        s, lc = self.step, self.cfg.loss
+        return (lc.pl_weight > 0 and s % lc.pl_interval == 0) or any(
+            s % r.interval == 0 for r in self.g_regs
+        )
+
+    def _g_reg_due(self) -> bool:
+        return self._link_due() or self._other_regs_due()
+
+    def _g_reg(self, stats: StatsLog) -> None:
+        self.G.requires_grad_(True)
+        self.D.requires_grad_(False)
+        link = self._link_losses(stats) if self._link_due() else iter(())
+        if self.opt_link is None:  # link.adam: shared — one G step on every lazy phase due
+            self._optimize(self.opt_G, itertools.chain(link, self._other_reg_losses(stats)), stats)
+            return
+        if self._link_due():
+            self._optimize(self.opt_link, link, stats)
+        if self._other_regs_due():
+            self._optimize(self.opt_G, self._other_reg_losses(stats), stats)
+
+    def _link_losses(self, stats: StatsLog) -> Iterator[torch.Tensor]:
+        """The link phase, micro-batch by micro-batch; D sees a batch of its renders."""
+        self._seed(2)
+        z, c = self._global_inputs(self._shrunk(self.link.batch_shrink))
+        c = self.link.cameras(c, self._sample_labels)
+        self._seed(2, local=True)
+        fakes: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
+        for rows_, share in self._micro(z.shape[0]):
+            step = self.link.step(
+                self.G, self.synthesis, self.disc, self._mapping(z[rows_], c[rows_]), c[rows_]
+            )
+            for name, value in step.terms.items():
+                stats.add(f"Loss/{name}", value)
+            if step.fakes is not None:
+                fakes.append(step.fakes)
+            yield step.loss * share
+        if fakes:
+            imgs = {k: torch.cat([f[0][k] for f in fakes]) for k in fakes[0][0]}
+            cams = torch.cat([f[1] for f in fakes])
+            sel = torch.randperm(cams.shape[0])[: self.batch]
+            self.pending_fakes = ({k: v[sel] for k, v in imgs.items()}, cams[sel])
+
+    def _other_reg_losses(self, stats: StatsLog) -> Iterator[torch.Tensor]:
+        """The other lazy G phases due at this step (path length, backbone regularizers),
+        micro-batch by micro-batch, each scaled by its interval (lazy regularization)."""
+        s, cfg = self.step, self.cfg
+        if cfg.loss.pl_weight > 0 and s % cfg.loss.pl_interval == 0:
+            self._seed(3)
+            z, c = self._global_inputs(self._shrunk(cfg.loss.pl_batch_shrink))
+            self._seed(3, local=True)
+            for rows_, share in self._micro(z.shape[0]):
+                ws = self._mapping(z[rows_], c[rows_])
+                images = self.G.synthesis(ws, c[rows_])["image"]
+                pen, self.pl_mean = path_length_penalty(images, ws, self.pl_mean, cfg.loss.pl_decay)
+                stats.add("Loss/G/pl", pen)
+                yield pen * cfg.loss.pl_weight * cfg.loss.pl_interval * share
+        for reg in self.g_regs:
+            if s % reg.interval == 0:
+                self._seed(4)
+                z, c = self._global_inputs(self.global_batch)
+                self._seed(4, local=True)
+                for rows_, share in self._micro(z.shape[0]):
+                    terms = reg.fn(self.G, self._mapping(z[rows_], c[rows_]), c[rows_])
+                    for name, v in terms.items():
+                        stats.add(f"Loss/{reg.name}/{name}", v)
+                    yield sum(terms.values()) * reg.weight * reg.interval * share
+
+    def _d_main(self, fakes: dict[str, torch.Tensor], fake_c: torch.Tensor, reals, stats):
+        self.G.requires_grad_(False)
+        self.D.requires_grad_(True)
+        real_img, real_c = reals
+        if self.pending_fakes is not None:
+            extra, extra_c = self.pending_fakes
+            fakes = {k: torch.cat([fakes[k], extra[k]]) for k in fakes if k in extra}
+            fake_c = torch.cat([fake_c, extra_c])
+            self.pending_fakes = None
+        micro = self._micro(real_img.shape[0])
+        # Fakes (more than reals when perturbed renders join) split into as many parts.
+        fake_parts = torch.arange(fake_c.shape[0]).tensor_split(len(micro))
+
+        def losses() -> Iterator[torch.Tensor]:
+            for (rows_, share), f in zip(micro, fake_parts, strict=True):
+                fake_logits = self.disc({k: v[f] for k, v in fakes.items()}, fake_c[f]).float()
+                real_logits = self.disc({"image": real_img[rows_]}, real_c[rows_]).float()
+                # eq. 2 (d_logistic_loss) with each of its two means split over micro-batches
+                fake_mean = F.softplus(fake_logits).mean()
+                real_mean = F.softplus(-real_logits).mean()
+                stats.add("Loss/D/loss", fake_mean + real_mean)
+                stats.add("Scores/real", real_logits.mean())
+                stats.add("Scores/fake", fake_logits.mean())
+                yield fake_mean * (len(f) / fake_c.shape[0]) + real_mean * share
+
+        self._optimize(self.opt_D, losses(), stats)
+
+    def _d_reg(self, reals, stats: StatsLog) -> None:
+        real_img, real_c = reals
+
+        def losses() -> Iterator[torch.Tensor]:
+            for rows_, share in self._micro(real_img.shape[0]):
+                img = real_img[rows_].detach().requires_grad_(True)
+                pen = r1_penalty(self.D({"image": img}, real_c[rows_]), [img])
+                stats.add("Loss/D/r1", pen)
+                yield pen * (self.r1_gamma / 2) * self.cfg.loss.r1_interval * share
+
+        self._optimize(self.opt_D, losses(), stats)

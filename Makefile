@@ -10,7 +10,7 @@ BASELINE ?=
 OUT     ?= demo_out
 ARGS    ?=
 
-.PHONY: install test lint browser demo bench clean
+.PHONY: install test lint browser demo bench docs clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/train_step.py --config configs/quickstart_2d.yaml --out bench/results/train_step.json
+
+# docs/configs.md from the config dataclasses' field docs (tests/test_config.py checks it).
+docs: $(STAMP)
+	$(PY) -m link_core.train.config_docs > docs/configs.md
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

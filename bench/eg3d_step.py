@@ -1,4 +1,4 @@
-"""EG3D backbone speed on this machine, at sizes we can compare with NVlabs EG3D (FACTS.md).
+"""EG3D backbone speed on this machine, at sizes we can compare with NVlabs EG3D (docs/results.md).
 
     python bench/eg3d_step.py --out bench/results/eg3d_step.json
 

@@ -2,7 +2,7 @@
 
     python bench/stylegan_step.py --out bench/results/stylegan_step.json
 
-Sizes: the tiny quickstart (32², ch 32, batch 4) and FACTS.md's reference (64², ch 128,
+Sizes: the tiny quickstart (32², ch 32, batch 4) and the reference (64², ch 128,
 batch 8). Writes JSON; never asserts (machines are noisy).
 """
 

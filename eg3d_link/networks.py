@@ -1,7 +1,7 @@
 """EG3D-style tri-plane generator and dual discriminator (Chan et al. 2022), pure PyTorch.
 
 Re-implemented from the paper (§4: tri-plane representation, neural renderer, super-
-resolution, dual discrimination, pose conditioning) and the facts in ``FACTS.md``; no code
+resolution, dual discrimination, pose conditioning) and published facts about it; no code
 is copied. Differences from NVlabs' release: plane size, latent size and SR factor are free,
 the SR module never writes into ``image_raw``, and ``sample_mixed`` accepts pre-built planes
 so a density grid builds the tri-planes once, not once per chunk.

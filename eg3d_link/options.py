@@ -37,6 +37,7 @@ class EG3DOptions:
     """If > 0, fade the rendering resolution to this over ``render_resolution_fade_kimg``
     (EG3D's 64 → 128 fine-tuning)."""
     render_resolution_fade_kimg: float = 0.0
+    """kimg over which the rendering resolution fades to ``render_resolution_final``."""
     sr_factor: int = 0
     """Super-resolution factor 1, 2, 4 or 8; ``image`` is ``model.resolution``, the SR input
     ``model.resolution / sr_factor``. 0: ``model.resolution / render_resolution``."""
@@ -52,17 +53,23 @@ class EG3DOptions:
     plane_axes: str = "xy-xz-zy"
     """Tri-plane coordinate layout (:data:`PLANE_AXES`)."""
     ray_start: float = 2.25
+    """Near bound of every ray (world units from the camera)."""
     ray_end: float = 3.3
+    """Far bound; also the depth reported where a ray hits nothing."""
     box_size: float = 1.0
+    """Edge of the cube ``[-s/2, s/2]³`` the tri-planes span (world units)."""
     num_coarse: int = 48
     """Stratified samples per ray."""
     num_fine: int = 48
     """Importance samples per ray."""
     white_background: bool = False
+    """Composite onto white (feature value 1) instead of black (0)."""
     clamp_box: bool = True
     """Zero density outside the box (no floaters, clean silhouettes early)."""
     camera_radius: float = 2.7
+    """Default camera distance from the pivot (world units; EG3D FFHQ: 2.7)."""
     camera_fov_deg: float = 18.837
+    """Default camera field of view in degrees (EG3D FFHQ: 18.837, focal 4.2647)."""
     camera_pivot: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.2])
     """Default camera for renders, edits and metrics (look-at pivot, world units)."""
     pose_mode: str = "frontal"
@@ -74,13 +81,17 @@ class EG3DOptions:
     density_reg: float = 0.25
     """Weight of the density regularizer (L1 between σ at nearby points); 0: off."""
     density_reg_interval: int = 4
+    """Apply the density regularizer every N generator steps (lazy, scaled by N)."""
     density_reg_points: int = 1000
+    """Random points per sample the density regularizer compares."""
     density_reg_offset: float = 0.004
+    """Distance (world units) to the perturbed point each σ is compared with."""
     dual_d: bool = True
     """Discriminator sees ``image`` and the upsampled ``image_raw`` (6 channels)."""
     blur_sigma: float = 0.0
     """Initial Gaussian blur (pixels) of D's inputs, fading to 0 over ``blur_fade_kimg``."""
     blur_fade_kimg: float = 200.0
+    """kimg over which D's input blur fades to 0 (EG3D: 200)."""
 
     @property
     def camera(self) -> CameraSpec:

@@ -8,7 +8,7 @@ The level: σ is the activated density (optical density per world unit; a slab o
 thickness t is ``1 − exp(−σ·t)`` opaque). :data:`DEFAULT_LEVEL` = 10 is EG3D's shape-export
 threshold: a 0.1-unit slab at σ = 10 is 63 % opaque, so the surface sits where the
 renderer's opacity builds up. On trained models 2–20 give nearly the same mesh
-(``../shared/FACTS.md``); an untrained model may have no σ = 10 anywhere (empty mesh).
+(EG3D's own export level); an untrained model may have no σ = 10 anywhere (empty mesh).
 
 Vertices come out of marching cubes with outward-facing triangles (counter-clockwise seen
 from outside, positive enclosed volume), which viewers that cull back faces need.

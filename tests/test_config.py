@@ -1,16 +1,33 @@
-"""Config loading: presets parse, overrides are YAML, unknown keys are named."""
+"""Config loading: presets parse and compose (``extends``), overrides are YAML, unknown keys are
+named, old keys migrate, and docs/configs.md matches the field docs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import yaml
 
 from link_core.errors import ConfigError
 from link_core.link import build_links, overlapping_regions
-from link_core.train.config import load_config
+from link_core.train import config_io
+from link_core.train.config import (
+    Moved,
+    Removed,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    show_config,
+)
 
-CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+ROOT = Path(__file__).parent.parent
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+EXTENDED = {
+    (p.parent / yaml.safe_load(p.read_text())["extends"]).resolve()
+    for p in CONFIGS
+    if "extends" in (yaml.safe_load(p.read_text()) or {})
+}
+"""Presets other presets extend (``stylegan2_256.yaml``, ``eg3d_ffhq512.yaml``)."""
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
@@ -20,8 +37,134 @@ def test_every_preset_loads_and_its_links_are_valid(path):
     assert overlapping_regions(links) == []  # overlapping links hold each other still
     if path.stem.startswith("base_"):  # base generators train without links (issue #8)
         assert not cfg.link.enabled and not links
+    elif path.resolve() in EXTENDED:  # shared settings; the presets that extend it add links
+        assert not links
     else:
         assert links, f"{path.name} defines no link"
+
+
+def test_shared_bases_are_extended():
+    assert {p.name for p in EXTENDED} >= {"stylegan2_256.yaml", "eg3d_ffhq512.yaml"}
+    for part in ("eyes", "nose", "mouth"):
+        text = (ROOT / "configs" / f"eg3d_ffhq512_{part}.yaml").read_text()
+        assert "extends: eg3d_ffhq512.yaml" in text and len(text.splitlines()) <= 10
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_extends_merges_mappings_and_replaces_lists(tmp_path):
+    _write(
+        tmp_path / "bases/root.yaml",
+        "model: {w_dim: 32, z_dim: 32}\n"
+        "link:\n  links: [{name: a, axes: [0, 4], region: {box: [0, 0, 0.5, 0.5]}}]\n"
+        "  maps: {image: 1.0, image_depth: 2.0}\n  alpha: 0.5\n",
+    )
+    _write(tmp_path / "bases/mid.yaml", "extends: root.yaml\nmodel: {z_dim: 16}\n")
+    child = _write(
+        tmp_path / "child.yaml",
+        "extends: bases/mid.yaml\n"
+        "link:\n  links: [{name: b, axes: [4, 8], region: {box: [0.5, 0.5, 1, 1]}}]\n"
+        "  maps: {image: 3.0}\n",
+    )
+    cfg = load_config(child, ["link.alpha=2"])
+    assert (cfg.model.w_dim, cfg.model.z_dim) == (32, 16)  # the chain, key by key
+    assert [link["name"] for link in cfg.link.links] == ["b"]  # lists replace
+    assert cfg.link.maps == {"image": 3.0, "image_depth": 2.0}  # mappings merge
+    assert cfg.link.alpha == 2.0  # --set applies last
+
+
+def test_extends_errors_name_the_file(tmp_path):
+    a = _write(tmp_path / "a.yaml", "extends: b.yaml\n")
+    _write(tmp_path / "b.yaml", "extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="a.yaml: 'extends' makes a cycle"):
+        load_config(a)
+    lost = _write(tmp_path / "lost.yaml", "extends: nowhere/base.yaml\n")
+    with pytest.raises(ConfigError, match=r"lost.yaml: extends: file not found: .*nowhere"):
+        load_config(lost)
+    bad = _write(tmp_path / "bad.yaml", "extends: [a.yaml]\n")
+    with pytest.raises(ConfigError, match="bad.yaml: extends: expected a file name"):
+        load_config(bad)
+    # unknown keys are still named with their path, from the child and from the parent
+    _write(tmp_path / "base.yaml", "train: {batchh: 3}\n")
+    child = _write(tmp_path / "child.yaml", "extends: base.yaml\nlink: {lamda_in: 1}\n")
+    with pytest.raises(ConfigError, match="unknown config key 'train.batchh'"):
+        load_config(child)
+    with pytest.raises(ConfigError, match="unknown config key 'link.lamda_in'"):
+        load_config(child, ["train={}"])
+
+
+@pytest.mark.parametrize("path", [None, *CONFIGS[:3]], ids=str)
+def test_show_config_is_the_runs_config_yaml(path):
+    text = show_config(path, ["train.kimg=3"])
+    cfg = load_config(path, ["train.kimg=3"])
+    assert text == yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+    assert config_from_dict(yaml.safe_load(text)) == cfg
+
+
+@pytest.fixture
+def migrations(monkeypatch):
+    table = (
+        Moved("link.old_alpha", "link.alpha"),
+        Moved("old_section.interval", "link.interval"),
+        Removed("link.gone", 3, "its variant was measured and dropped"),
+    )
+    monkeypatch.setattr(config_io, "MIGRATIONS", table)
+    return table
+
+
+def test_migration_moves_keys_and_drops_removed_defaults(migrations):
+    stored = {"link": {"old_alpha": 0.25, "gone": 3}, "old_section": {"interval": 4}}
+    cfg = config_from_dict(stored)
+    assert (cfg.link.alpha, cfg.link.interval) == (0.25, 4)
+    assert stored == {"link": {"old_alpha": 0.25, "gone": 3}, "old_section": {"interval": 4}}
+    assert load_config(None, ["link.old_alpha=0.5", "link.gone=3"]).link.alpha == 0.5
+    assert config_from_dict({"link": {"old_alpha": 0.5, "alpha": 0.5}}).link.alpha == 0.5
+
+
+def test_migration_refuses_removed_values_and_clashing_moves(migrations):
+    with pytest.raises(ConfigError, match=r"'link.gone' was removed \(its variant.*docs/results"):
+        config_from_dict({"link": {"gone": 5}})
+    with pytest.raises(ConfigError, match="'link.old_alpha' moved to 'link.alpha', and both"):
+        config_from_dict({"link": {"old_alpha": 0.5, "alpha": 2.0}})
+
+
+def _assets():
+    from link_core.weights import checkpoint as ckpt
+
+    files = sorted((ROOT / "assets").glob("*.safetensors"))
+    assert files
+    return [(f, ckpt.read_file(f, prefixes=())[1]["config"]) for f in files]
+
+
+def test_shipped_models_load_after_link_perturb_went():
+    """``link.perturb`` was removed: every shipped model's config (which stores it) still
+    loads, and a stored ``resample`` is refused with a pointer."""
+    assets = _assets()
+    assert any("perturb" in stored["link"] for _, stored in assets)
+    for f, stored in assets:
+        assert (
+            config_from_dict(stored).model == config_from_dict({"model": stored["model"]}).model
+        ), f
+    with pytest.raises(ConfigError, match="'link.perturb' was removed .* docs/results.md"):
+        config_from_dict({"link": {"perturb": "resample"}})
+
+
+def test_docs_configs_md_is_generated_from_the_field_docs():
+    from link_core.train.config_docs import config_markdown, config_sections
+
+    for key, cls in config_sections():
+        if not key.startswith("model.extra"):  # eg3d_link/options.py is documented there
+            assert cls.doc, f"section {key} has no docstring"
+            missing = [f.name for f in cls.fields if not f.doc]
+            assert not missing, f"link_core/train/config.py: {key}.{missing} have no docstring"
+    docs = ROOT / "docs" / "configs.md"
+    assert docs.is_file() and docs.read_text(encoding="utf-8") == config_markdown(), (
+        "docs/configs.md is out of date with the config field docs: run `make docs`"
+    )
 
 
 def test_contract_keys_exist_and_overrides_parse_as_yaml():
@@ -54,7 +197,7 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
         (["model.resolution=48", "data.resolution=48"], "not a power of two"),
         (["data.resolution=64"], "differs from model.resolution"),
         (["train.kimg=-1"], "train.kimg: must be >= 0"),
-        (["link.perturb=swap"], "link.perturb: expected gaussian or resample"),
+        (["link.perturb=swap"], "'link.perturb' was removed"),
         (["link.adam=separate"], "link.adam: expected 'shared' or 'own'"),
         (["link.lr_gain=0"], "link.lr_gain: expected a number > 0"),
         (["link.volume_around=-0.1"], "link.volume_around / volume_points: expected"),
@@ -82,7 +225,6 @@ def test_presets_that_fine_tune_a_shipped_base_match_it(path):
     same model section, and its card."""
     import json
 
-    from link_core.train.config import config_to_dict
     from link_core.weights import checkpoint as ckpt
 
     cfg = load_config(path)

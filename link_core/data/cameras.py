@@ -11,7 +11,7 @@ the camera at ``pivot + radius·(cos p·sin y, sin p, cos p·cos y)`` looking at
 EG3D's sampler writes the same frontal view as (h, v) = (π/2, π/2).
 
 The FFHQ defaults (radius 2.7, pivot (0, 0, 0.2), FOV 18.837°) and EG3D's focal rule
-``f = 1 / (tan(fov/2) · 1.414)`` come from FACTS.md. pytorch3d is imported only inside
+``f = 1 / (tan(fov/2) · 1.414)`` are EG3D's published conventions. pytorch3d is imported only inside
 :func:`to_pytorch3d`, so training never loads it.
 """
 

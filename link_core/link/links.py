@@ -15,7 +15,6 @@ from link_core.link.regions import (
     BoxRegion,
     MaskProvider,
     Region,
-    RegionFactory,
     build_region,
 )
 
@@ -80,7 +79,6 @@ def build_links(
     specs: Sequence[Mapping[str, Any]],
     w_dim: int,
     providers: Mapping[str, MaskProvider] | None = None,
-    region_kinds: Mapping[str, RegionFactory] | None = None,
 ) -> list[Link]:
     """Validate link specs from the config and build :class:`Link` objects.
 
@@ -113,7 +111,7 @@ def build_links(
             if a in owner:
                 raise ConfigError(f"{where}.axes: axis {a} is already linked to '{owner[a]}'")
             owner[a] = name
-        region = build_region(spec["region"], f"{where}.region", providers, region_kinds)
+        region = build_region(spec["region"], f"{where}.region", providers)
         weight = spec.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0:
             raise ConfigError(f"{where}.weight: expected a number > 0, got {weight!r}")
@@ -133,7 +131,7 @@ def overlapping_regions(links: Sequence[Link]) -> list[tuple[str, str, tuple[flo
 
     Where two links own the same pixels, each one's eq. 3 holds them still while the other's
     axes move, so neither can edit there (an eyes box across the bridge of the nose starved
-    the nose link, issue #8). Boxes that only touch do not overlap; masks from providers are
+    the nose link: docs/results.md). Boxes that only touch do not overlap; masks from providers are
     per instance and not checked.
     """
     found = []

@@ -200,14 +200,14 @@ def link_loss(
         perturbation's change on the wrong side by its whole change (:func:`leak_fraction`):
         scale-free, so it cannot be met by making w matter less. Small generators fine-tuned
         with the absolute form collapse instead of linking (every resample then changes
-        little; measured in issue #8's note), the relative form moves change into the region.
+        little; docs/results.md), the relative form moves change into the region.
         ``share`` is ``relative`` with eq. 4 on *summed* change (``leak_fraction(summed=
         True)``): the share of the link's own edit that lies outside its region, what the
         edit grids show; eq. 3 stays per pixel (a small region's share of the complement's
         change is small anyway and would give L_in no pull). Use it with regions a sample
         cannot empty (``box3d_seen``, fixed boxes): on ``box3d`` regions a summed form
         (then ``−log`` of the share inside) hid the parts instead, since a region the
-        surface leaves is empty and an empty region adds no loss (issue #8's note). The 3-D
+        surface leaves is empty and an empty region adds no loss (docs/results.md). The 3-D
         demo preset uses it: per pixel, a nose edit that moves a band across the face a
         little still looks local, since the band's pixels outnumber the nose's.
     sources: ``[B, num_ws, w_dim]``, other instances' w. When given, x₁ and x₂ *resample*

@@ -185,26 +185,26 @@ def _parse_box3d(box: Any, where: str) -> tuple[float, float, float, float, floa
     return v  # type: ignore[return-value]
 
 
-RegionFactory = Callable[[Any, str], Region]
-"""Builds a region from its config value and the config path (for messages)."""
-
-
 def build_region(
     spec: Any,
     where: str,
     providers: Mapping[str, MaskProvider] | None = None,
-    region_kinds: Mapping[str, RegionFactory] | None = None,
 ) -> Region:
     """A region from ``{box: [...]}``, ``{boxes: [[...], ...]}``, ``{mask: NAME}``,
     ``{box3d: [x0, y0, z0, x1, y1, z1]}`` (object space; needs a 3-D-aware backbone; a list
     of such boxes is their union) or ``{box3d_seen: ...}`` (the same boxes, masked where the
     camera sees them: :class:`Box3DRegion`'s ``seen``).
 
-    ``providers`` maps mask names to providers; ``region_kinds`` lets a backbone add kinds
-    (EG3D's ``box3d``) without this module knowing about it.
+    ``providers`` maps mask names to providers;
     """
     if not isinstance(spec, dict) or len(spec) != 1:
-        kinds = ["box", "boxes", "mask", "box3d", "box3d_seen", *(region_kinds or {})]
+        kinds = [
+            "box",
+            "boxes",
+            "mask",
+            "box3d",
+            "box3d_seen",
+        ]
         raise ConfigError(f"{where}: expected exactly one of {kinds}, got {spec!r}")
     ((kind, value),) = spec.items()
     if kind == "box":
@@ -227,7 +227,11 @@ def build_region(
             boxes = [_parse_box3d(b, f"{where}.{kind}[{i}]") for i, b in enumerate(value)]
             return Box3DRegion(tuple(boxes), seen)
         return Box3DRegion((_parse_box3d(value, f"{where}.{kind}"),), seen)
-    if region_kinds and kind in region_kinds:
-        return region_kinds[kind](value, f"{where}.{kind}")
-    known = ["box", "boxes", "mask", "box3d", "box3d_seen", *(region_kinds or {})]
+    known = [
+        "box",
+        "boxes",
+        "mask",
+        "box3d",
+        "box3d_seen",
+    ]
     raise ConfigError(f"{where}: unknown region kind '{kind}' (known: {', '.join(known)})")

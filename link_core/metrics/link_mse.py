@@ -169,7 +169,8 @@ def compare_to_unlinked(
     links and maps (same seeds and settings). Returns
     ``{"out_over_in_ratio_off_vs_on": {link: {map: r}}, "edit_in_on_over_off": {...}}``:
     r = unlinked ``out_over_in`` / linked ``out_over_in`` (how many times more local the
-    edit is; issue #8 asks >= 3), and the linked ``edit_in`` as a share of the unlinked one
+    edit is; >= 3 is a clearly linked part), and the linked ``edit_in`` as a share of the
+    unlinked one
     (how much of the part's own change linking kept; >= 0.5 means it was not erased). When
     both results have ``edit_share``, also ``"edit_share_on_over_off"``: how many times more
     of the edit's summed change lies inside the part with the link.

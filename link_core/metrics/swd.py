@@ -47,7 +47,7 @@ def sliced_wasserstein(
     per level (``"32"``, ``"16"``, …) and their ``"mean"``; 0 for identical sets. Both
     sets are normalized by ``a``'s statistics (Karras et al. normalize each set alone,
     which hides global colour shifts). Cheap and
-    download-free; a stand-in for FID until the bundled Inception arrives (issue #5)."""
+    download-free; a quick check beside FID/KID (:mod:`link_core.metrics.fid`)."""
     g = torch.Generator().manual_seed(seed)
     out: dict[str, float] = {}
     for la, lb in zip(_laplacian_pyramid(a.float()), _laplacian_pyramid(b.float()), strict=True):

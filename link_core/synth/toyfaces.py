@@ -9,9 +9,10 @@ Each image is drawn from ``(seed, index)`` alone, so any process draws the same 
 - a mouth patch filling ``TOYFACE_BOXES["mouth"]`` with a bar of random size inside.
 
 Why patches: a link region is a box (or the part mask, which here equals the box), and the
-link loss can only separate what does not straddle the region's border (FACTS.md, "link
-loss prototype"). Patch edges lie on multiples of 1/16, so at every resolution >= 16 they
-fall on pixel edges and no pixel outside a box carries any of the part's colour.
+link loss can only separate what does not straddle the region's border (a part across it
+leaks its colour to the other side). Patch edges lie on multiples of 1/16, so at every
+resolution >= 16 they fall on pixel edges and no pixel outside a box carries any of the
+part's colour.
 
 Every colour and size is drawn independently, so a generator can give each part its own
 latent axes. Images are drawn at 4x supersampling and area-downsampled (antialiasing); the

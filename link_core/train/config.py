@@ -1,16 +1,15 @@
-"""Typed configuration: dataclasses mirrored by YAML, strict loading, ``--set`` overrides.
+"""Typed configuration: dataclasses mirrored by YAML, and their value checks.
 
-Every field is documented where it is declared. Unknown keys are an error that names the
-key path (``link.lamda_in``), so a typo never silently falls back to a default.
+Every field is documented where it is declared (``docs/configs.md`` is generated from these
+docs: ``make docs``). Unknown keys are an error that names the key path (``link.lamda_in``),
+so a typo never silently falls back to a default. Reading and writing (YAML presets with
+``extends``, ``--set`` overrides, migration of old keys) is ``link_core.train.config_io``;
+its names are re-exported here.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,17 @@ from typing import Any
 import yaml
 
 from link_core.errors import ConfigError
+from link_core.train.config_io import (  # noqa: F401  (re-exported)
+    MIGRATIONS,
+    Moved,
+    Removed,
+    _from_dict,
+    apply_overrides,
+    dataclass_from_dict,
+    deep_merge,
+    migrate_config_dict,
+    read_preset,
+)
 
 LOSS_FORMS = ("absolute", "relative", "share")
 """How the link loss measures eqs. 3 and 4 (``link.form``; ``link_core.link.link_loss``)."""
@@ -25,6 +35,8 @@ LOSS_FORMS = ("absolute", "relative", "share")
 
 @dataclass
 class DataConfig:
+    """``data``: the training images."""
+
     path: str = ""
     """Image folder or zip (StyleGAN/EG3D layout). Empty: the built-in ``synthetic`` set."""
     synthetic: str = "toyfaces"
@@ -45,26 +57,34 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    """``model``: the generator and discriminator (the shape ``train.init`` weights must match)."""
+
     backbone: str = "stylegan2"
     """Which backbone builds G and D: ``stylegan2`` (2D) or ``eg3d`` (tri-plane, 3D-aware)."""
     resolution: int = 32
     """Output image resolution (power of two, 16..1024); equals ``data.resolution``."""
     z_dim: int = 64
+    """Width of the latent z fed to the mapping network."""
     w_dim: int = 64
     """Width of w; link axes index into it. The paper links 64 of 512 axes per part."""
     c_dim: int = 0
     """Conditioning label size (0: unconditional). EG3D cameras are 25 floats."""
     mapping_layers: int = 2
+    """Fully connected layers of the mapping network z -> w (StyleGAN2: 8)."""
     mapping_lr_mult: float = 0.01
+    """Learning-rate multiplier of the mapping network (StyleGAN2: 0.01)."""
     channel_base: int = 1024
     """Channels at resolution r are ``min(channel_base // r, channel_max)`` (StyleGAN2)."""
     channel_max: int = 32
+    """Cap on the channels of any block (StyleGAN2 config-f: 512)."""
     use_noise: bool = True
+    """Per-pixel noise inputs in the synthesis layers."""
     style_init: float = 1.0
     """Initial scale of the w -> style affine weights (StyleGAN2: 1). Small values (0.1)
     start styles nearly independent of w, so links form by growing the right dependencies
     rather than tearing the wrong ones down (quickstart: see README)."""
     mbstd_group: int = 4
+    """Minibatch-standard-deviation group size of D's last block."""
     d_channel_base: int = 0
     """Discriminator channel base; 0 means the same as ``channel_base``."""
     d_channel_max: int = 0
@@ -75,18 +95,15 @@ class ModelConfig:
 
 @dataclass
 class LinkConfig:
+    """``link``: the link regularizer (paper §3.2, eq. 6): which w axes own which region."""
+
     enabled: bool = True
     """Switch the link regularizer (paper eq. 6) on or off."""
     links: list[dict[str, Any]] = field(default_factory=list)
     """Links ``{name, axes: [start, stop] | [i, j, ...], region: {box | boxes | mask}, weight}``
     (``weight``: optional factor on that link's loss terms, default 1)."""
     alpha: float = 1.0
-    """Perturbation strength α in ``w + α·p``, ``p ~ N(0, I)`` (paper §3.2); with
-    ``perturb: resample``, how far the moved axes go towards the other w (1: all the way)."""
-    perturb: str = "gaussian"
-    """How the link loss moves an axis set: ``gaussian``, the paper's ``w + α·p``; or
-    ``resample``, taking the axes from another sample's mapped w, so the perturbed images
-    come from w the generator is trained on (what the metrics and editing tools do)."""
+    """Perturbation strength α in ``w + α·p``, ``p ~ N(0, I)`` (paper §3.2)."""
     lambda_in: float = 1.0
     """λ₁: weight of L_i, the change inside the region when the complement is perturbed."""
     lambda_out: float = 1.0
@@ -131,7 +148,7 @@ class LinkConfig:
     volume_weight: float = 0.0
     """Weight of the volumetric link term (3-D regions, generators with ``sample_mixed``):
     compare occupancy and colour at 3-D points inside/outside each box after perturbing,
-    without rendering, in ``form`` and with ``perturb`` as the image term
+    without rendering, in ``form`` as the image term
     (``link_core.link.volume_link_loss``). 0: off."""
     volume_points: int = 1024
     """3-D points per sample for the volumetric term: half uniform over the generator's
@@ -144,30 +161,44 @@ class LinkConfig:
 
 @dataclass
 class LossConfig:
+    """``loss``: the GAN losses and StyleGAN2's regularizers."""
+
     r1_gamma: float = 0.0
     """R1 weight γ (``γ/2·‖∇D‖²``); 0 picks StyleGAN2-ADA's ``0.0002·res²/batch``."""
     r1_interval: int = 16
+    """Lazy R1: apply every N discriminator steps, penalty scaled by N."""
     pl_weight: float = 0.0
     """Path-length regularization weight (StyleGAN2 uses 2); 0 switches it off."""
     pl_interval: int = 4
+    """Lazy path-length regularization: every N generator steps."""
     pl_decay: float = 0.01
+    """Decay of the running mean path length the penalty compares against."""
     pl_batch_shrink: int = 2
+    """Run path-length regularization on ``batch // pl_batch_shrink`` samples."""
     style_mixing: float = 0.9
     """Probability of style mixing in G's main phase."""
 
 
 @dataclass
 class TrainConfig:
+    """``train``: optimizers, budgets, checkpoints and the device."""
+
     batch: int = 16
+    """Images per optimizer step (over all processes)."""
     lr_g: float = 0.0025
+    """Generator learning rate (Adam)."""
     lr_d: float = 0.0025
+    """Discriminator learning rate (Adam)."""
     beta1: float = 0.0
+    """Adam β₁ of both networks (StyleGAN2: 0)."""
     beta2: float = 0.99
+    """Adam β₂ of both networks (StyleGAN2: 0.99)."""
     kimg: float = 0.0
     """Stop after this many thousand real images shown to D (0: no kimg budget)."""
     minutes: float = 0.0
     """Stop after this many minutes of wall time (0: no time budget)."""
     seed: int = 0
+    """Seed of the initial networks and of every step's latents (same seed, same run)."""
     init: str = ""
     """Start a fresh run from trained weights (the paper's §4.2 recipe: add the link to a
     converged generator): a run directory, a checkpoint, a published file, or
@@ -182,8 +213,11 @@ class TrainConfig:
     ckpt_every_kimg: float = 0.0
     """Also write one every this many kimg (0: off); unlike minutes, the same on every run."""
     keep_ckpts: int = 3
+    """Resumable checkpoints kept in the run directory (older ones are pruned)."""
     sample_every_kimg: float = 10.0
+    """Write a grid of EMA samples every this many kimg."""
     log_every_steps: int = 20
+    """Log losses (stats.jsonl, TensorBoard, progress line) every this many steps."""
     num_threads: int = 0
     """torch CPU threads; 0 leaves torch's default."""
     device: str = "auto"
@@ -217,6 +251,8 @@ COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 @dataclass
 class MetricsConfig:
+    """``metrics``: the link_mse measurement (``linkgan metrics`` and during training)."""
+
     num: int = 256
     """Samples for link_mse."""
     seed: int = 1000
@@ -233,6 +269,8 @@ class MetricsConfig:
 
 @dataclass
 class Config:
+    """The whole configuration: one section per dataclass above."""
+
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     link: LinkConfig = field(default_factory=LinkConfig)
@@ -242,99 +280,17 @@ class Config:
 
 
 # ----------------------------------------------------------------------------------------
-# Dict <-> dataclass, strictly.
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return _from_dict(tp, value, where)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, where)
-            except ConfigError:
-                continue
-        raise ConfigError(f"{where}: {value!r} does not match {tp}")
-    if tp is Any:
-        return value
-    if origin is list:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        (arg,) = typing.get_args(tp) or (Any,)
-        return [_coerce(v, arg, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        _, varg = typing.get_args(tp) or (str, Any)
-        return {str(k): _coerce(v, varg, f"{where}.{k}") for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, str) and _YAML11_FLOAT.fullmatch(value.strip()):
-            value = float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if tp is str:
-        if value is None:
-            return ""
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{where}: unsupported type {_type_name(tp)}")
-
-
-def _from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            path = f"{where}.{key}" if where else str(key)
-            raise ConfigError(f"unknown config key '{path}' (known: {', '.join(sorted(names))})")
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{where}.{key}" if where else key
-        kwargs[key] = _coerce(value, hints[key], path)
-    return cls(**kwargs)
-
-
-def dataclass_from_dict(cls: type, data: dict[str, Any], where: str) -> Any:
-    """Strictly build any config dataclass (e.g. a backbone's options from ``model.extra``):
-    unknown keys and wrong types raise :class:`ConfigError` naming ``where.key``."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
-    return _from_dict(cls, data, where)
+# Config <-> dict and YAML.
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:
-    """Build a :class:`Config` from a (possibly partial) nested mapping; strict on keys."""
+    """Build a :class:`Config` from a (possibly partial) nested mapping; strict on keys.
+    Old keys are migrated first (:func:`migrate_config_dict`)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"config: expected a mapping at the top level, got {type(data).__name__}")
-    cfg = _from_dict(Config, data)
+    cfg = _from_dict(Config, migrate_config_dict(data))
     validate_config(cfg)
     return cfg
 
@@ -346,41 +302,16 @@ def config_to_dict(cfg: Config) -> dict[str, Any]:
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read a YAML preset (or defaults when ``path`` is None) and apply ``a.b=value`` overrides.
 
-    Override values are parsed as YAML, so ``--set 'link.links=[{name: eyes, ...}]'`` works.
+    A preset may start from another (``extends: base.yaml``, :func:`read_preset`). Override
+    values are parsed as YAML, so ``--set 'link.links=[{name: eyes, ...}]'`` works.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: expected a mapping at the top level")
-    data = apply_overrides(data, overrides)
-    return config_from_dict(data)
+    data = read_preset(path) if path is not None else {}
+    return config_from_dict(apply_overrides(data, overrides))
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    data = copy.deepcopy(data)
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected key=value")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
-        parts = key.strip().split(".")
-        node = data
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise ConfigError(f"--set {key}: '{part}' is not a section")
-        node[parts[-1]] = value
-    return data
+def show_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """The resolved config as YAML: the text a run writes to its ``config.yaml``."""
+    return yaml.safe_dump(config_to_dict(load_config(path, overrides)), sort_keys=False)
 
 
 def _power_of_two(n: int) -> bool:
@@ -424,8 +355,6 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(
             f"metrics.mode: expected 'resample' or 'perturb', got {cfg.metrics.mode!r}"
         )
-    if cfg.link.perturb not in ("gaussian", "resample"):
-        raise ConfigError(f"link.perturb: expected gaussian or resample, got {cfg.link.perturb!r}")
     if not 0.0 <= cfg.link.view_yaw_deg <= 180.0:
         raise ConfigError(f"link.view_yaw_deg: expected 0-180 degrees, got {cfg.link.view_yaw_deg}")
     if cfg.link.adam not in ("shared", "own"):

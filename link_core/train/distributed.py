@@ -1,4 +1,4 @@
-"""Data-parallel training on PyTorch's distributed engine (``torchrun``), issue #7.
+"""Data-parallel training on PyTorch's distributed engine (``torchrun``).
 
 ``torchrun --nproc_per_node N -m linkgan train ...`` starts one process per GPU (or per CPU
 worker); :func:`init_distributed` joins them (NCCL on GPUs, gloo on CPU) from torchrun's

@@ -1,10 +1,20 @@
 """linkgan: GANs whose latent axes are explicitly linked to image regions (2D and 3D-aware)."""
 
+import re
+from pathlib import Path
+
 from setuptools import setup
+
+# The version lives in one place, linkgan/__init__.py (read, not imported: no torch needed).
+VERSION = re.search(
+    r'^__version__ = "([^"]+)"$',
+    (Path(__file__).parent / "linkgan" / "__init__.py").read_text(encoding="utf-8"),
+    re.M,
+).group(1)
 
 setup(
     name="linkgan",
-    version="0.1.0",
+    version=VERSION,
     description="LinkGAN on StyleGAN2 and EG3D: latent axes linked to image regions and 3-D parts",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",

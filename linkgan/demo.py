@@ -15,7 +15,9 @@ from typing import Any
 
 from link_core.errors import UserError
 from link_core.weights.checkpoint import write_json
-from linkgan import api
+from linkgan.build import train
+from linkgan.model import Model
+from linkgan.rendering import axes_text
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 DEFAULT_CONFIG = CONFIGS / "quickstart_3d.yaml"
@@ -51,34 +53,34 @@ def run_demo(
     from link_core.metrics import compare_to_unlinked
     from linkgan.report import LinkSection, write_report, write_web_mesh
 
+    out = Path(out)
+    for old in (out / "run", out / "run_unlinked"):
+        if old.exists() and any(old.iterdir()):
+            raise UserError(f"--out: {out} already holds a demo run (choose another --out)")
     config = Path(config) if config else DEFAULT_CONFIG
     if minutes < 0 or kimg < 0 or minutes == kimg == 0:
         raise UserError(f"--minutes / --kimg: need a budget > 0, got {minutes:g} / {kimg:g}")
     if frames < 1:
         raise UserError(f"--frames: must be >= 1, got {frames}")
-    out = Path(out)
     run_dir = out / "run"
     started = time.monotonic()
     budget = [f"train.minutes={minutes}", f"train.kimg={kimg}"]
     said = " or ".join(t for t in (kimg and f"{kimg:g} kimg", minutes and f"{minutes:g} min") if t)
     _log(f"training {config.name} for {said} -> {run_dir}")
-    result = api.train(run_dir, config, [*budget, *overrides], progress=progress)
-    G, cfg = api.load_generator(run_dir)
-    is_3d = hasattr(G, "sample_mixed")
+    result = train(run_dir, config, [*budget, *overrides], progress=progress)
+    model = Model.load(run_dir)  # read once: every link's grids, videos, meshes and metrics
+    cfg, is_3d = model.config, model.is_3d
     grid_res = render_res if is_3d else None  # the turntables' resolution: parts, not pixels
     sections: list[LinkSection] = []
-    for link in api.model_links(cfg):
-        s = LinkSection(
-            name=link.name, axes=api.axes_text(link.axes), region=_region_text(link.region)
-        )
+    for link in model.links:
+        s = LinkSection(name=link.name, axes=axes_text(link.axes), region=_region_text(link.region))
         _log(f"link {link.name}: edit grids")
         for seed in range(3):
-            grid = api.edit(run_dir, seed, link.name, 4, out / "edits", render_resolution=grid_res)
+            grid = model.edit(seed, link.name, 4, out / "edits", render_resolution=grid_res)
             s.grids.append(_rel(grid, out))
         videos = out / "videos"
         _log(f"link {link.name}: videos ({frames} frames each)")
-        v = api.render(
-            run_dir,
+        v = model.render(
             0,
             videos / f"{link.name}_turntable.mp4",
             link=link.name,
@@ -88,8 +90,7 @@ def run_demo(
             progress=progress,
         )
         s.video = _rel(v["path"], out)
-        v = api.render(
-            run_dir,
+        v = model.render(
             0,
             videos / f"{link.name}_control.mp4",
             link=link.name,
@@ -103,8 +104,7 @@ def run_demo(
         if is_3d:
             _log(f"link {link.name}: meshes ({mesh_grid}³) and a mesh turntable")
             mesh_dir = out / "meshes" / link.name
-            summary = api.export_meshes(
-                run_dir,
+            summary = model.export(
                 0,
                 mesh_dir,
                 link=link.name,
@@ -133,16 +133,16 @@ def run_demo(
                 s.mesh_change = [e["change"] for e in summary["edits"]]
         sections.append(s)
     _log("measuring link_mse")
-    metrics = api.measure(run_dir, ["link_mse"])
+    metrics = model.measure(["link_mse"])
     if baseline:
         _log(f"baseline: the same budget with link.enabled=false -> {out / 'run_unlinked'}")
-        off = api.train(
+        off = train(
             out / "run_unlinked",
             config,
             [*budget, *overrides, "link.enabled=false"],
             progress=progress,
         )
-        unlinked = api.measure(off.run_dir, ["link_mse"])
+        unlinked = Model.load(off.run_dir).measure(["link_mse"])
         metrics["unlinked"] = {
             "kimg": off.images_seen / 1000,
             "checkpoint": unlinked["checkpoint"],

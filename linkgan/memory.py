@@ -45,7 +45,7 @@ def estimate_memory(
     config: str | None, overrides: list[str] | tuple[str, ...] = (), nproc: int = 1
 ) -> dict[str, Any]:
     """Parameter counts and the memory one of ``nproc`` processes needs, in MiB."""
-    from linkgan.api import build_networks
+    from linkgan.build import build_networks
 
     cfg = load_config(config, overrides)
     if nproc < 1 or cfg.train.batch % nproc:
@@ -54,9 +54,7 @@ def estimate_memory(
     torch.manual_seed(0)
     G, D = build_networks(cfg)
     for net in (G, D):
-        update = getattr(net, "update_schedule", None)
-        if update is not None:
-            update(1e9)  # the schedules' end: largest rendering resolution, no D blur
+        net.update_schedule(1e9)  # the schedules' end: largest rendering resolution, no D blur
     n_g, n_d = _params(G), _params(D)
     # fp32 weights (G, G_ema, D) + gradients (G, D) + Adam's two moments (G, D)
     static = 4 * ((2 * n_g + n_d) + (n_g + n_d) + 2 * (n_g + n_d))

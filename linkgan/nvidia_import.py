@@ -286,7 +286,7 @@ def map_tensors(
 
 def import_nvidia(pkl: str | Path, out: str | Path, force: bool = False) -> dict[str, Any]:
     """Convert ``pkl`` and write ``out`` (a base-model safetensors file); returns the card."""
-    from linkgan.api import build_networks
+    from linkgan.build import build_networks
 
     pkl, out = Path(pkl), Path(out)
     if out.exists() and not force:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
-import os
 import tempfile
 import threading
 import time
@@ -173,8 +172,8 @@ class Editor:
         self.links = links
         self.out_dir = Path(out_dir)
         self.name = name
-        self.is_3d = hasattr(G, "sample_mixed")  # the interface's sign of a 3-D field
-        self.spec = getattr(G, "camera", None) if self.is_3d else None
+        self.is_3d = G.is_3d
+        self.spec = G.camera if G.is_3d else None
         self.frame_lock = threading.Lock()
         self.job_lock = threading.Lock()
         self._cache: dict[int, torch.Tensor] = {}
@@ -433,12 +432,9 @@ def serve(editor: Editor, host: str = "127.0.0.1", port: int = 8765) -> None:
     """Serve until interrupted (uvicorn, one process; frames render in its thread pool)."""
     import uvicorn
 
+    if not 0 < port < 65536:
+        raise UserError(f"--port: expected 1..65535, got {port}")
     if not is_loopback(host):
         print(f"warning: serving on {host}: anyone who can reach this machine can use the editor")
     print(f"linkgan view: http://{host}:{port}/  (Ctrl-C stops)", flush=True)
     uvicorn.run(create_app(editor), host=host, port=port, log_level="warning")
-
-
-def default_out_dir() -> Path:
-    """Where a server writes its turntables when ``--out`` is not given."""
-    return Path(os.environ.get("LINKGAN_VIEW_OUT", "view_out"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,11 +92,47 @@ def test_generate_edit_metrics(trained, tmp_path, capsys):
 
 
 def test_every_subcommand_has_help_with_an_example(capsys):
-    for cmd in ("train", "generate", "edit", "metrics", "demo"):
+    from linkgan.cli_options import COMMANDS
+
+    assert {"train", "generate", "edit", "metrics", "render", "export", "demo"} <= set(COMMANDS)
+    for argv in [[cmd] for cmd in COMMANDS] + [["config", "show"]]:
         with pytest.raises(SystemExit) as e:
-            main([cmd, "--help"])
+            main([*argv, "--help"])
         assert e.value.code == 0
-        assert "example:" in capsys.readouterr().out
+        text = capsys.readouterr().out
+        assert "example:" in text and f"linkgan {argv[0]}" in text, argv
+    # Shared options are defined once: they read the same in every sub-command.
+    helps = set()
+    for cmd in ("generate", "edit", "render", "export", "metrics", "invert", "view"):
+        with pytest.raises(SystemExit):
+            main([cmd, "--help"])
+        text = " ".join(capsys.readouterr().out.split("options:")[1].split())
+        helps.add(re.search(r"--ckpt CKPT (.*?) \(default", text).group(1))
+    assert len(helps) == 1, helps
+
+
+def test_version(capsys):
+    import linkgan
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"linkgan {linkgan.__version__}"
+
+
+def test_config_show_prints_the_resolved_config(capsys):
+    import yaml
+
+    preset = ROOT / "configs" / "quickstart_3d.yaml"
+    assert main(["config", "show", str(preset), "--set", "train.kimg=4.5"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["train"]["kimg"] == 4.5 and shown["model"]["backbone"] == "eg3d"
+    assert set(shown) >= {"data", "model", "link", "train", "metrics"}  # defaults filled in
+    assert main(["config", "show"]) == 0  # no preset: the built-in defaults
+    assert yaml.safe_load(capsys.readouterr().out)["model"]["backbone"] == "stylegan2"
+    assert main(["config", "show", str(preset), "--set", "train.minuts=3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "minuts" in err[0], err
 
 
 def _bad_zip(tmp_path: Path) -> Path:

@@ -11,7 +11,7 @@ from conftest import HEADS_3D
 
 from link_core.metrics import sliced_wasserstein
 from link_core.weights import checkpoint as ckpt
-from linkgan import api
+from linkgan import api, build
 from linkgan.cli import main
 
 
@@ -54,7 +54,7 @@ def test_publish_writes_fp16_weights_and_a_card(published, base_run):
 
 def test_fine_tuning_starts_from_the_base_weights(published, tmp_path, monkeypatch):
     assets, _ = published
-    monkeypatch.setattr(api, "ASSETS", assets)
+    monkeypatch.setattr(build, "ASSETS", assets)
     run = tmp_path / "ft"
     sets = [*HEADS_3D, "train.init=base:tiny_heads", "train.kimg=0.004"]
     result = api.train(run, None, sets, progress=False)
@@ -74,7 +74,7 @@ def test_fine_tuning_starts_from_the_base_weights(published, tmp_path, monkeypat
     assert card["init"]["from"] == "base:tiny_heads" and card["init"]["kimg"] == 0.016
     assert card["kimg"] == 0.004 and card["kimg_total"] == 0.02
     # A base no longer published leaves only its name (publishing still works).
-    monkeypatch.setattr(api, "ASSETS", tmp_path / "gone")
+    monkeypatch.setattr(build, "ASSETS", tmp_path / "gone")
     card = api.publish(run, "tiny_heads_more", tmp_path / "assets", quality=False)
     assert card["init"] == {"from": "base:tiny_heads"} and "kimg_total" not in card
 
@@ -112,7 +112,7 @@ def test_sliced_wasserstein_is_zero_for_one_set_and_grows_with_a_shift():
 
 def test_init_axes_scale_quiets_only_the_linked_axes(published, tmp_path, monkeypatch):
     assets, _ = published
-    monkeypatch.setattr(api, "ASSETS", assets)
+    monkeypatch.setattr(build, "ASSETS", assets)
     run = tmp_path / "ft"
     sets = [
         *HEADS_3D,  # link `top` on w[0:4]

@@ -1,0 +1,207 @@
+"""Building and training: resolve ``model.backbone`` to a backbone's ``build``, open the data,
+make the :class:`~link_core.train.loop.Trainer`, and read a generator back from its weights.
+
+The face is the only package that sees everything: it hands networks, links and data to
+``link_core``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from link_core.errors import CheckpointError, ConfigError, UserError
+from link_core.link import Link
+from link_core.train.config import Config, config_from_dict, config_to_dict, load_config
+from link_core.train.distributed import close_distributed, init_distributed
+from link_core.train.link_phase import LinkPhase, links_from_config
+from link_core.train.loop import Trainer, TrainResult
+from link_core.weights import checkpoint as ckpt
+
+BACKBONES = ("stylegan2", "eg3d")
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+"""Published base models (``base:NAME`` = ``assets/NAME.safetensors`` + ``NAME.json``)."""
+
+
+def resolve_weights(spec: str | Path) -> Path:
+    """``base:NAME`` -> the published file; anything else -> the checkpoint it names (a run
+    directory's latest checkpoint, or the file)."""
+    text = str(spec)
+    if text.startswith("base:"):
+        name = text[5:]
+        path = ASSETS / f"{name}.safetensors"
+        if not name or not path.is_file():
+            known = sorted(p.stem for p in ASSETS.glob("*.safetensors")) if ASSETS.is_dir() else []
+            raise UserError(f"{text}: no such base model (published: {', '.join(known) or 'none'})")
+        return path
+    return ckpt.resolve_checkpoint(spec)
+
+
+def build_networks(cfg: Config) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(G, D) for ``cfg.model.backbone``."""
+    name = cfg.model.backbone
+    if name == "stylegan2":
+        import stylegan_link
+
+        return stylegan_link.build(cfg.model)
+    if name == "eg3d":
+        import eg3d_link
+
+        return eg3d_link.build(cfg.model)
+    raise ConfigError(f"model.backbone: unknown backbone {name!r} (known: {', '.join(BACKBONES)})")
+
+
+def backbone_regularizers(cfg: Config) -> list:
+    """Extra lazy G regularizers a backbone brings (EG3D: density smoothness)."""
+    if cfg.model.backbone == "eg3d":
+        import eg3d_link
+
+        return eg3d_link.g_regularizers(cfg.model)
+    return []
+
+
+def open_data(cfg: Config):
+    from link_core.synth import open_dataset
+
+    return open_dataset(
+        cfg.data.path,
+        resolution=cfg.data.resolution,
+        xflip=cfg.data.xflip,
+        seed=cfg.data.seed,
+        num_images=cfg.data.num_images,
+        synthetic=cfg.data.synthetic,
+        cameras=cfg.data.cameras,
+    )
+
+
+def _model_dict(cfg: Config | dict) -> dict:
+    d = cfg if isinstance(cfg, dict) else config_to_dict(cfg)
+    return d["model"]
+
+
+def train(
+    out: str | Path,
+    config: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train (or resume) a run in ``out``.
+
+    A fresh run refuses a directory that already holds checkpoints (nothing is overwritten).
+    ``resume`` continues the latest checkpoint; the run's stored config is the base, then
+    ``config`` (if given) and ``overrides`` apply, and the model section must not change.
+    """
+    trainer = build_trainer(out, config, overrides, resume, progress)
+    try:
+        result = trainer.train()
+    except BaseException:
+        close_distributed(trainer.dist, clean=False)
+        raise
+    close_distributed(trainer.dist)
+    return result
+
+
+def build_trainer(
+    out: str | Path,
+    config: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool = False,
+    progress: bool = True,
+) -> Trainer:
+    """The :class:`~link_core.train.loop.Trainer` that :func:`train` runs, ready at its first step
+    (the base loaded for ``train.init``, or the latest checkpoint for ``resume``)."""
+    out = Path(out)
+    existing = ckpt.list_checkpoints(out)
+    latest = None
+    if resume and existing:
+        latest = existing[-1]
+        _, meta = ckpt.read_file(latest, prefixes=())
+        stored = meta["config"]
+        if config is not None:
+            cfg = load_config(config, overrides)
+        else:
+            from link_core.train.config import apply_overrides
+
+            cfg = config_from_dict(apply_overrides(stored, overrides))
+        if _model_dict(cfg) != _model_dict(stored):
+            raise ConfigError(f"--resume: the model section differs from {latest}")
+    else:
+        if existing:
+            raise UserError(
+                f"{out} already holds a run ({existing[-1].name}); use --resume or a new --out"
+            )
+        cfg = load_config(config, overrides)
+    if cfg.train.kimg <= 0 and cfg.train.minutes <= 0:
+        raise ConfigError("set a budget: train.kimg or train.minutes must be > 0")
+    links = model_links(cfg)
+    dataset = open_data(cfg)
+    if getattr(dataset, "label_dim", 0) != cfg.model.c_dim:
+        raise ConfigError(
+            f"model.c_dim is {cfg.model.c_dim} but the data set's labels have "
+            f"{dataset.label_dim} values"
+        )
+    init = None
+    if cfg.train.init and latest is None:
+        init = resolve_weights(cfg.train.init)
+        _, init_meta = ckpt.read_file(init, prefixes=())
+        if _model_dict(init_meta["config"]) != _model_dict(cfg):
+            diff = _first_difference(_model_dict(init_meta["config"]), _model_dict(cfg), "model")
+            raise ConfigError(f"train.init: {init} was trained with another model ({diff})")
+    dist = init_distributed(cfg.train.device)  # torchrun: one process per GPU / worker
+    torch.manual_seed(cfg.train.seed)  # same seed, same initial networks (on every rank)
+    G, D = build_networks(cfg)
+    trainer = Trainer(
+        cfg,
+        G,
+        D,
+        dataset,
+        out,
+        link=LinkPhase.from_config(cfg, links, G.is_3d),
+        g_regularizers=backbone_regularizers(cfg),
+        progress=progress,
+        dist=dist,
+    )
+    if latest is not None:
+        trainer.load_checkpoint(latest)
+    elif init is not None:
+        trainer.load_weights(init)
+    return trainer
+
+
+def _first_difference(a: Any, b: Any, where: str) -> str:
+    """The first key path where two config trees differ, with both values."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_difference(a.get(k), b.get(k), f"{where}.{k}")
+    return f"{where}: {a!r} there, {b!r} here"
+
+
+def load_generator(path: str | Path, device: str | torch.device = "cpu"):
+    """(G_ema, config) from a run directory, a checkpoint or a ``model.safetensors`` file.
+
+    Reads tensors and JSON only (safetensors): nothing from the file is executed.
+    """
+    file = resolve_weights(path)
+    tensors, meta = ckpt.read_file(file, prefixes=("G_ema",))
+    try:
+        cfg = config_from_dict(meta["config"])
+    except ConfigError as e:
+        raise CheckpointError(f"{file}: stored config is invalid ({e})") from None
+    G, _ = build_networks(cfg)
+    ckpt.load_module(G, ckpt.split_prefix(tensors, "G_ema"), str(file))
+    return G.eval().requires_grad_(False).to(device), cfg
+
+
+def model_links(cfg: Config) -> list[Link]:
+    """The links a model was trained with (even if the loss was switched off, the regions
+    and axes still say what to edit and measure)."""
+    return links_from_config(cfg, is_3d=cfg.model.backbone == "eg3d")
+
+
+def make_links(cfg: Config) -> list[Link]:
+    """The links the loss trains (empty when ``link.enabled`` is false)."""
+    return model_links(cfg) if cfg.link.enabled else []

@@ -21,7 +21,7 @@ setup(
     python_requires=">=3.10",
     packages=["link_core", "stylegan_link", "eg3d_link", "render", "export", "linkgan"],
     package_data={"linkgan": ["static/*.js", "static/viewer/*"]},
-    # Pinned to the set that loads together here (../shared/FACTS.md): easypytorch3d's
+    # Pinned to the set that loads together: easypytorch3d's
     # compiled ops only load with torch 2.12.0.
     install_requires=[
         "torch==2.12.0",

@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/edit_share.json")
     parser.add_argument("--maps", default="", help="also write the change maps to this PNG")
     args = parser.parse_args()
-    fallback = api.make_links(load_config(args.config))
+    fallback = api.model_links(load_config(args.config))
     result: dict = {"config": args.config, "num": args.num, "models": {}}
     change_maps: dict = {}
     for spec in args.weights:

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from link_core.train.config import config_to_dict, load_config
+from link_core.train.link_phase import LinkPhase
 from link_core.train.loop import Trainer
 from link_core.train.stats import StatsLog
 from linkgan import api
@@ -42,7 +43,8 @@ def main() -> None:
     block = args.block or 4 * cfg.link.interval
     torch.manual_seed(cfg.train.seed)
     G, D = api.build_networks(cfg)
-    links = api.make_links(cfg)
+    linked = LinkPhase.from_config(cfg, api.model_links(cfg), G.is_3d)
+    unlinked = LinkPhase(links=[], watched=linked.watched, cfg=cfg.link)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(
             cfg,
@@ -50,7 +52,7 @@ def main() -> None:
             D,
             api.open_data(cfg),
             tmp,
-            links=links,
+            link=linked,
             g_regularizers=api.backbone_regularizers(cfg),
             progress=False,
         )
@@ -61,7 +63,7 @@ def main() -> None:
         images = {"on": 0, "off": 0}
         for _ in range(args.rounds):
             for mode in ("on", "off"):
-                trainer.links = links if mode == "on" else []
+                trainer.link = linked if mode == "on" else unlinked
                 # Start each block on a link step so every on-block holds the same count.
                 trainer.step -= trainer.step % cfg.link.interval
                 t0 = time.perf_counter()
@@ -75,7 +77,7 @@ def main() -> None:
         "s_per_kimg_link_on": round(on, 3),
         "s_per_kimg_link_off": round(off, 3),
         "overhead": round(on / off, 4),
-        "links": len(links),
+        "links": len(linked.links),
         "interval": cfg.link.interval,
         "batch": cfg.train.batch,
         "steps_per_block": block,

@@ -200,8 +200,3 @@ def model_links(cfg: Config) -> list[Link]:
     """The links a model was trained with (even if the loss was switched off, the regions
     and axes still say what to edit and measure)."""
     return links_from_config(cfg, is_3d=cfg.model.backbone == "eg3d")
-
-
-def make_links(cfg: Config) -> list[Link]:
-    """The links the loss trains (empty when ``link.enabled`` is false)."""
-    return model_links(cfg) if cfg.link.enabled else []

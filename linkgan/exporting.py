@@ -56,12 +56,12 @@ def export_meshes(
             f"{model.spec}: a {model.config.model.backbone} model has no 3-D field to export"
         )
     out = Path(out)
+    ws, c, name = model.latent(seed, w_file)
     if level == "auto":
         from export import auto_level
 
-        level = auto_level(G, model.latent(seed, w_file)[0])
+        level = auto_level(G, ws)
     level = DEFAULT_LEVEL if level is None else float(level)
-    ws, c, name = model.latent(seed, w_file)
     summary: dict[str, Any] = {"latent": name, "grid": grid, "level": level, "units": "world"}
 
     def save(mesh, stem: str) -> list[str]:

@@ -378,7 +378,3 @@ def _hidden(relpath: str) -> bool:
 def _reason(message: str) -> str:
     """The part of a DataError message after the file's location, for validate()'s summary."""
     return message.rsplit("': ", 1)[-1] if "': " in message else message
-
-
-# ---------------------------------------------------------------------------------------
-# Helpers

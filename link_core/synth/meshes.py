@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import colorsys
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from link_core.data.cameras import (
     POSE_MODES,
     CameraSpec,
 )
+from link_core.synth.toyfaces import random_colour
 
 HEAD_PARTS: tuple[str, ...] = (
     "background",
@@ -226,6 +226,6 @@ def _colour(
     sat: tuple[float, float] = (0.3, 1.0),
     val: tuple[float, float] = (0.3, 1.0),
 ) -> np.ndarray:
-    """A random RGB colour ``[3]`` in [0, 1], uniform in the given HSV ranges."""
-    h, s, v = rng.uniform(*hue), rng.uniform(*sat), rng.uniform(*val)
-    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v))
+    """A random RGB colour ``[3]`` in [0, 1] for a mesh part (float64):
+    :func:`~link_core.synth.toyfaces.random_colour` with the meshes' saturation floor."""
+    return random_colour(rng, hue, sat, val, dtype=np.float64)

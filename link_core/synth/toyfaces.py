@@ -42,15 +42,17 @@ SUPERSAMPLE = 4
 _MARGIN = 1 / 64  # gap between a drawn shape and its patch border (normalized)
 
 
-def _colour(
+def random_colour(
     rng: np.random.Generator,
     hue: tuple[float, float] = (0.0, 1.0),
     sat: tuple[float, float] = (0.25, 1.0),
     val: tuple[float, float] = (0.3, 1.0),
+    dtype: type = np.float32,
 ) -> np.ndarray:
-    """A random RGB colour in [0, 1], shape ``[3]``, uniform in the given HSV ranges."""
+    """A random RGB colour in [0, 1], shape ``[3]``, uniform in the given HSV ranges (the
+    draws of every synthetic set: toy faces, heads, scenes)."""
     h, s, v = rng.uniform(*hue), rng.uniform(*sat), rng.uniform(*val)
-    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32)
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=dtype)
 
 
 def _face_ellipse(rng: np.random.Generator) -> tuple[float, float, float, float]:
@@ -86,10 +88,10 @@ def draw_toyface(seed: int, index: int, resolution: int) -> tuple[np.ndarray, np
     canvas = np.empty((n, n, 3), dtype=np.float32)
 
     # Everything is drawn from rng in one fixed order, so an image depends on (seed, index) only.
-    canvas[:] = _colour(rng, sat=(0.15, 1.0), val=(0.2, 1.0))
+    canvas[:] = random_colour(rng, sat=(0.15, 1.0), val=(0.2, 1.0))
     cx, cy, rx, ry = _face_ellipse(rng)
     face = ((u[None, :] - cx) / rx) ** 2 + ((u[:, None] - cy) / ry) ** 2 <= 1.0
-    canvas[face] = _colour(rng, hue=(-0.02, 0.12), sat=(0.2, 0.7), val=(0.45, 1.0))
+    canvas[face] = random_colour(rng, hue=(-0.02, 0.12), sat=(0.2, 0.7), val=(0.45, 1.0))
 
     for part in ("left_eye", "right_eye"):
         x0, y0, x1, y1 = TOYFACE_BOXES[part]
@@ -97,25 +99,25 @@ def draw_toyface(seed: int, index: int, resolution: int) -> tuple[np.ndarray, np
         patch = canvas[sl]  # a view: drawing into it draws into the canvas
         # Vivid fills and a large disk: the part must be salient at 32² so that D notices
         # when G dulls it (a grey patch would be a realistic mode otherwise).
-        patch[:] = _colour(rng, sat=(0.55, 1.0), val=(0.55, 1.0))
+        patch[:] = random_colour(rng, sat=(0.55, 1.0), val=(0.55, 1.0))
         px, py = u[sl[1]], u[sl[0]]
         rad = rng.uniform(0.06, 0.1)
         ex = rng.uniform(x0 + rad + _MARGIN, x1 - rad - _MARGIN)
         ey = rng.uniform(y0 + rad + _MARGIN, y1 - rad - _MARGIN)
         eye = (px[None, :] - ex) ** 2 + (py[:, None] - ey) ** 2 <= rad**2
-        patch[eye] = _colour(rng, sat=(0.5, 1.0), val=(0.1, 1.0))
+        patch[eye] = random_colour(rng, sat=(0.5, 1.0), val=(0.1, 1.0))
 
     x0, y0, x1, y1 = TOYFACE_BOXES["mouth"]
     sl = np.s_[round(y0 * n) : round(y1 * n), round(x0 * n) : round(x1 * n)]
     patch = canvas[sl]
-    patch[:] = _colour(rng, sat=(0.1, 0.9), val=(0.35, 1.0))
+    patch[:] = random_colour(rng, sat=(0.1, 0.9), val=(0.35, 1.0))
     px, py = u[sl[1]], u[sl[0]]
     bw = rng.uniform(0.12, 0.32)
     bh = rng.uniform(0.025, 0.07)
     bx = rng.uniform(x0 + bw / 2 + _MARGIN, x1 - bw / 2 - _MARGIN)
     by = rng.uniform(y0 + bh / 2 + _MARGIN, y1 - bh / 2 - _MARGIN)
     bar = (np.abs(px[None, :] - bx) <= bw / 2) & (np.abs(py[:, None] - by) <= bh / 2)
-    patch[bar] = _colour(rng, sat=(0.3, 1.0), val=(0.15, 0.9))
+    patch[bar] = random_colour(rng, sat=(0.3, 1.0), val=(0.15, 0.9))
 
     # Area-downsample (box filter over each SUPERSAMPLE² block) for antialiased edges.
     small = canvas.reshape(r, SUPERSAMPLE, r, SUPERSAMPLE, 3).mean(axis=(1, 3))

@@ -280,7 +280,7 @@ class Config:
 
 
 # ----------------------------------------------------------------------------------------
-# Config <-> dict and YAML.
+# Config <-> dict and YAML (the strict machinery is in config_io).
 
 
 def config_from_dict(data: dict[str, Any]) -> Config:

@@ -49,10 +49,10 @@ TINY = [
 SIZES = {
     "nvlabs_tiny_planes256": (TINY + ["model.extra.plane_resolution=256"], 4),
     "nvlabs_tiny_planes64": (TINY + ["model.extra.plane_resolution=64"], 4),
-    "ffhq512": (["--config", "configs/eg3d_ffhq512_mouth.yaml"], 1),
+    "ffhq512": (["--config", "configs/eg3d_ffhq512.yaml"], 1),
     # the paper's final render resolution (EG3D fades 64 -> 128 while training)
     "ffhq512_render128": (
-        ["--config", "configs/eg3d_ffhq512_mouth.yaml", "model.extra.render_resolution=128"],
+        ["--config", "configs/eg3d_ffhq512.yaml", "model.extra.render_resolution=128"],
         1,
     ),
 }

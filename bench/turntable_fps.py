@@ -2,7 +2,7 @@
 
     python bench/turntable_fps.py --config configs/quickstart_3d.yaml \
         --out bench/results/turntable_tiny.json
-    python bench/turntable_fps.py --config configs/eg3d_ffhq512_mouth.yaml --frames 3 \
+    python bench/turntable_fps.py --config configs/eg3d_ffhq512.yaml --frames 3 \
         --out bench/results/turntable_ffhq512_cpu.json
 
 For each config: the generator at random init (speed does not depend on the weights) renders

@@ -42,8 +42,8 @@ def build(model_cfg: Any) -> tuple[TriplaneGenerator, DualDiscriminator]:
     """``(G, D)`` from a model config (``link_core.train.config.ModelConfig`` or lookalike).
 
     Reads ``resolution, z_dim, w_dim, mapping_layers, mapping_lr_mult, channel_base,
-    channel_max, use_noise, style_init, mbstd_group, d_channel_base, d_channel_max`` and the
-    EG3D options in ``extra``. ``c_dim`` must be 25 (camera labels).
+    channel_max, use_noise, style_init, mbstd_group, d_mapping_layers, d_channel_base,
+    d_channel_max`` and the EG3D options in ``extra``. ``c_dim`` must be 25 (camera labels).
     """
     from link_core.errors import ConfigError
 
@@ -62,6 +62,8 @@ def build(model_cfg: Any) -> tuple[TriplaneGenerator, DualDiscriminator]:
         channel_max=cfg.channel_max,
         use_noise=cfg.use_noise,
         style_init=cfg.style_init,
+        # An EG3DOptions field once options.py has it; NVlabs imports want "nvlabs".
+        depth_mode=opts.depth_mode,
     )
     D = DualDiscriminator(
         cfg.resolution,
@@ -69,6 +71,7 @@ def build(model_cfg: Any) -> tuple[TriplaneGenerator, DualDiscriminator]:
         channel_base=cfg.d_channel_base or cfg.channel_base,
         channel_max=cfg.d_channel_max or cfg.channel_max,
         mbstd_group=cfg.mbstd_group,
+        cmap_layers=1 + getattr(cfg, "d_mapping_layers", 1),
     )
     return G, D
 

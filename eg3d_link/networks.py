@@ -23,7 +23,7 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from torch import nn
 
-from eg3d_link.options import EG3DOptions
+from eg3d_link.options import DEPTH_MODES, EG3DOptions
 from eg3d_link.renderer import RenderOptions, density, render_rays
 from link_core.data.cameras import CameraSpec, frontal_labels, ray_bundle, sample_poses
 from stylegan_link.layers import FullyConnected
@@ -79,6 +79,12 @@ INFERENCE_RAY_CHUNK = 2**16
 at any resolution and batch (at 48 + 48 samples: ~6M points per chunk)."""
 TRAIN_RAY_CHUNK = 2**14
 """Rays per checkpointed chunk (over the batch) with ``checkpoint_render``."""
+
+
+def normalized_depth(t_sum: torch.Tensor, opacity: torch.Tensor, near: float, far: float):
+    """NVlabs-style depth ``Σwt / Σw`` clamped to ``[near, far]`` (0/0 -> far), ``[..., 1]``."""
+    depth = torch.nan_to_num(t_sum / opacity, nan=float("inf"))
+    return depth.clamp(near, far)
 
 
 class TriplaneDecoder(nn.Module):
@@ -168,8 +174,12 @@ class TriplaneGenerator(nn.Module):
         channel_max: int = 512,
         use_noise: bool = True,
         style_init: float = 1.0,
+        depth_mode: str = "far",
     ) -> None:
         super().__init__()
+        if depth_mode not in DEPTH_MODES:
+            raise ValueError(f"depth_mode: expected one of {DEPTH_MODES}, got {depth_mode!r}")
+        self.depth_mode = depth_mode  # see DEPTH_MODES
         self.z_dim, self.w_dim, self.c_dim = z_dim, w_dim, CAMERA_DIM
         self.img_resolution, self.img_channels = img_resolution, 3
         self.opts = opts
@@ -231,9 +241,11 @@ class TriplaneGenerator(nn.Module):
         self.checkpoint_render = False
 
     # -- schedule ---------------------------------------------------------------------
-    def update_schedule(self, kimg: float) -> None:
-        """EG3D's neural-rendering-resolution fade (a no-op without a final resolution)."""
-        self.render_resolution.fill_(scheduled_render_resolution(self.opts, kimg))
+    def update_schedule(self, kimg: float) -> dict[str, float]:
+        """EG3D's neural-rendering-resolution fade (constant without a final resolution)."""
+        res = scheduled_render_resolution(self.opts, kimg)
+        self.render_resolution.fill_(res)  # a Python number: no device sync per step
+        return {"render_resolution": float(res)}
 
     # -- interface --------------------------------------------------------------------
     def scale_style_inputs(self, axes: Sequence[int], scale: float) -> None:
@@ -348,15 +360,29 @@ class TriplaneGenerator(nn.Module):
             chunk = max(1, (INFERENCE_RAY_CHUNK if not grad else TRAIN_RAY_CHUNK) // B)
         chunk = chunk or R
 
+        ro = self.render_opts
+        normalized = self.depth_mode == "nvlabs"
+
         def run(planes: torch.Tensor, o: torch.Tensor, d: torch.Tensor):
-            out = render_rays(
-                lambda pts: self.field(planes, pts),
-                o,
-                d,
-                self.render_opts,
-                deterministic=deterministic,
-            )
-            return out["features"], out["depth"], out["opacity"]
+            def field(pts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                raw, feat = self.field(planes, pts)
+                if not normalized:
+                    return raw, feat
+                # One more feature: each sample's depth t along its ray, so compositing
+                # yields Σwᵢtᵢ exactly (not recovered from the far-filled depth, which
+                # cancels badly where Σw is tiny). pts: [B, R·S, 3] in ray order.
+                p = pts.reshape(B, o.shape[1], -1, 3)
+                t = ((p - o[:, :, None]) * d[:, :, None]).sum(-1)
+                return raw, torch.cat([feat, t.reshape(B, -1, 1)], -1)
+
+            out = render_rays(field, o, d, ro, deterministic=deterministic)
+            feats, depth, opacity = out["features"], out["depth"], out["opacity"]
+            if normalized:
+                background = 1.0 if ro.white_background else 0.0
+                t_sum = feats[..., -1:] - (1 - opacity) * background
+                feats = feats[..., :-1]
+                depth = normalized_depth(t_sum, opacity, ro.ray_start, ro.ray_end)
+            return feats, depth, opacity
 
         parts = []
         for i in range(0, R, chunk):
@@ -411,6 +437,7 @@ class DualDiscriminator(nn.Module):
     to the current rendering resolution, so reals and fakes go through the same resampling
     (and R1's gradient flows through it). ``blur_sigma`` blurs both inputs early in
     training (EG3D: fades over 200 kimg) so D cannot win on high frequencies at once.
+    ``cmap_layers``: layers of the camera-label MLP, the embedding included (NVlabs: 1 + 8).
     """
 
     def __init__(
@@ -420,6 +447,7 @@ class DualDiscriminator(nn.Module):
         channel_base: int,
         channel_max: int,
         mbstd_group: int = 4,
+        cmap_layers: int = 2,
     ) -> None:
         super().__init__()
         self.opts = opts
@@ -431,15 +459,18 @@ class DualDiscriminator(nn.Module):
             channel_base,
             channel_max,
             mbstd_group,
+            cmap_layers=cmap_layers,
         )
         self.register_buffer("render_resolution", torch.tensor(opts.render_resolution))
         self.register_buffer("blur_sigma", torch.tensor(float(opts.blur_sigma)))
 
-    def update_schedule(self, kimg: float) -> None:
+    def update_schedule(self, kimg: float) -> dict[str, float]:
         o = self.opts
         self.render_resolution.fill_(scheduled_render_resolution(o, kimg))
         fade = 0.0 if o.blur_fade_kimg <= 0 else max(0.0, 1.0 - kimg / o.blur_fade_kimg)
-        self.blur_sigma.fill_(o.blur_sigma * fade)
+        sigma = o.blur_sigma * fade
+        self.blur_sigma.fill_(sigma)
+        return {"blur_sigma": sigma}
 
     def forward(self, outputs: dict[str, torch.Tensor], c: torch.Tensor | None = None):
         img = outputs["image"]

@@ -16,6 +16,8 @@ from stylegan_link import nvidia_names as sg2
 
 OURS_ONLY = ("render_resolution", "blur_sigma")
 """Our buffers that hold schedule state, not weights: they keep our (config) value."""
+LABEL_STD = "dataset_label_std"
+"""A buffer NVlabs' training loop adds to G (the data set's camera-label std, for logs)."""
 SR_NOISE = re.compile(r"^superresolution\.block\d+\.conv[01]\.(noise_const|noise_strength)$")
 """NVlabs' SR layers carry noise inputs that its generator never uses (``noise_mode`` none)."""
 
@@ -43,6 +45,9 @@ def discriminator_name(ours: str, img_resolution: int) -> str | None:
 
 
 def is_ignored(nv_name: str, sr_noise: bool) -> bool:
-    """NVlabs tensors with no counterpart here: resampling filters (we compute them) and,
-    when our SR has no noise inputs, the unused SR noise tensors."""
-    return sg2.is_ignored(nv_name) or (not sr_noise and bool(SR_NOISE.match(nv_name)))
+    """NVlabs tensors with no counterpart here: resampling filters (we compute them), the
+    training loop's label statistics and, when our SR has no noise inputs, the unused SR
+    noise tensors."""
+    if sg2.is_ignored(nv_name) or nv_name == LABEL_STD:
+        return True
+    return not sr_noise and bool(SR_NOISE.match(nv_name))

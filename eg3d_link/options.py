@@ -7,6 +7,7 @@ lives here, typed and documented, with unknown keys refused like everywhere else
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,7 @@ from link_core.errors import ConfigError
 from link_core.train.config import dataclass_from_dict
 
 SR_FACTORS = (1, 2, 4, 8)
+DEPTH_MODES = ("far", "nvlabs")
 PLANE_AXES = ("xy-xz-zy", "xy-xz-zx")
 """Which two coordinates each tri-plane is indexed by. ``xy-xz-zy`` is the paper's (§4.1);
 ``xy-xz-zx`` is what NVlabs' released code computes for its third plane (its projection
@@ -62,6 +64,10 @@ class EG3DOptions:
     """Stratified samples per ray."""
     num_fine: int = 48
     """Importance samples per ray."""
+    depth_mode: str = "far"
+    """What ``image_depth`` reports where a ray is not opaque (:data:`DEPTH_MODES`): ``far``
+    blends toward ``ray_end`` (smooth where a surface fades out); ``nvlabs`` is NVIDIA's
+    Σwᵢtᵢ / Σwᵢ clamped to the ray range (imported EG3D snapshots use it)."""
     white_background: bool = False
     """Composite onto white (feature value 1) instead of black (0)."""
     clamp_box: bool = True
@@ -98,6 +104,37 @@ class EG3DOptions:
         return CameraSpec(self.camera_radius, self.camera_fov_deg, tuple(self.camera_pivot))
 
 
+FINETUNE_FREE = frozenset(
+    {
+        "render_resolution",
+        "render_resolution_final",
+        "render_resolution_fade_kimg",
+        "num_coarse",
+        "num_fine",
+        "blur_sigma",
+        "blur_fade_kimg",
+        "density_reg",
+        "density_reg_interval",
+        "density_reg_points",
+        "density_reg_offset",
+        "swap_prob",
+        "pose_mode",
+        "camera_radius",
+        "camera_fov_deg",
+        "camera_pivot",
+    }
+)
+"""``model.extra`` keys a fine-tune may change (``train.init``): the rendering resolution and
+ray samples (the super-resolution input size is fixed, renders are resized to it), D's blur,
+the density regularizer, pose swapping and the default camera. The rest is architecture and
+must equal the weights' own."""
+
+
+def extra_defaults() -> dict[str, Any]:
+    """Every ``model.extra`` key with its default (what a stored ``extra`` leaves out)."""
+    return dataclasses.asdict(EG3DOptions())
+
+
 def _sr_layout(opts: EG3DOptions, w: str) -> None:
     """Check ``sr_blocks`` and derive ``sr_factor`` from it."""
     factor = 1
@@ -124,6 +161,8 @@ def parse_options(extra: dict[str, Any], resolution: int) -> EG3DOptions:
     """Typed options from ``model.extra`` with value checks (ConfigError naming the key)."""
     opts = dataclass_from_dict(EG3DOptions, extra or {}, "model.extra")
     w = "model.extra"
+    if opts.depth_mode not in DEPTH_MODES:
+        raise ConfigError(f"{w}.depth_mode: expected one of {DEPTH_MODES}, got {opts.depth_mode!r}")
     if opts.plane_axes not in PLANE_AXES:
         raise ConfigError(f"{w}.plane_axes: expected one of {PLANE_AXES}, got {opts.plane_axes!r}")
     if opts.sr_blocks:

@@ -31,7 +31,8 @@ class Generator(Protocol):
       samples); ``default_cameras(n) -> [n, c_dim]``: the view for stills and edits;
     - ``map_scales``: per output map, the factor that brings it to the images' [-1, 1] scale
       for the link loss (EG3D's depth); empty for 2-D;
-    - ``update_schedule(kimg)``: follow kimg-driven schedules (a no-op without any);
+    - ``update_schedule(kimg) -> dict``: follow kimg-driven schedules; returns the values it
+      set by name (logged as ``Schedule/<name>``; empty without any schedule);
     - ``scale_style_inputs(axes, scale)``: scale how strongly w axes drive the styles.
     """
 
@@ -60,7 +61,7 @@ class Generator(Protocol):
 
     def default_cameras(self, n: int) -> torch.Tensor: ...
 
-    def update_schedule(self, kimg: float) -> None: ...
+    def update_schedule(self, kimg: float) -> dict[str, float]: ...
 
     def scale_style_inputs(self, axes: Sequence[int], scale: float) -> None: ...
 
@@ -96,7 +97,7 @@ class Discriminator(Protocol):
 
     def __call__(self, outputs: Outputs, c: torch.Tensor | None = None) -> torch.Tensor: ...
 
-    def update_schedule(self, kimg: float) -> None: ...
+    def update_schedule(self, kimg: float) -> dict[str, float]: ...
 
 
 class GeneratorDefaults:
@@ -115,8 +116,9 @@ class GeneratorDefaults:
         """``[n, c_dim]`` zeros."""
         return torch.zeros(n, self.c_dim)
 
-    def update_schedule(self, kimg: float) -> None:
+    def update_schedule(self, kimg: float) -> dict[str, float]:
         """No kimg-driven schedule."""
+        return {}
 
 
 def seeds_to_z(seeds: Iterable[int], z_dim: int) -> torch.Tensor:

@@ -7,6 +7,7 @@ The face is the only package that sees everything: it hands networks, links and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,16 @@ import torch
 
 from link_core.errors import CheckpointError, ConfigError, UserError
 from link_core.link import Link
-from link_core.train.config import Config, config_from_dict, config_to_dict, load_config
+from link_core.train.config import (
+    Config,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    read_preset,
+)
 from link_core.train.distributed import close_distributed, init_distributed
+from link_core.train.init_config import fine_tune_config
 from link_core.train.link_phase import LinkPhase, links_from_config
 from link_core.train.loop import Trainer, TrainResult
 from link_core.weights import checkpoint as ckpt
@@ -115,7 +124,7 @@ def build_trainer(
     (the base loaded for ``train.init``, or the latest checkpoint for ``resume``)."""
     out = Path(out)
     existing = ckpt.list_checkpoints(out)
-    latest = None
+    latest, init = None, None
     if resume and existing:
         latest = existing[-1]
         _, meta = ckpt.read_file(latest, prefixes=())
@@ -133,7 +142,7 @@ def build_trainer(
             raise UserError(
                 f"{out} already holds a run ({existing[-1].name}); use --resume or a new --out"
             )
-        cfg = load_config(config, overrides)
+        cfg, init = resolve_config(config, overrides)
     if cfg.train.kimg <= 0 and cfg.train.minutes <= 0:
         raise ConfigError("set a budget: train.kimg or train.minutes must be > 0")
     links = model_links(cfg)
@@ -143,13 +152,6 @@ def build_trainer(
             f"model.c_dim is {cfg.model.c_dim} but the data set's labels have "
             f"{dataset.label_dim} values"
         )
-    init = None
-    if cfg.train.init and latest is None:
-        init = resolve_weights(cfg.train.init)
-        _, init_meta = ckpt.read_file(init, prefixes=())
-        if _model_dict(init_meta["config"]) != _model_dict(cfg):
-            diff = _first_difference(_model_dict(init_meta["config"]), _model_dict(cfg), "model")
-            raise ConfigError(f"train.init: {init} was trained with another model ({diff})")
     dist = init_distributed(cfg.train.device)  # torchrun: one process per GPU / worker
     torch.manual_seed(cfg.train.seed)  # same seed, same initial networks (on every rank)
     G, D = build_networks(cfg)
@@ -167,17 +169,64 @@ def build_trainer(
     if latest is not None:
         trainer.load_checkpoint(latest)
     elif init is not None:
-        trainer.load_weights(init)
+        trainer.load_weights(init.weights)
     return trainer
 
 
-def _first_difference(a: Any, b: Any, where: str) -> str:
-    """The first key path where two config trees differ, with both values."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in sorted(set(a) | set(b)):
-            if a.get(k) != b.get(k):
-                return _first_difference(a.get(k), b.get(k), f"{where}.{k}")
-    return f"{where}: {a!r} there, {b!r} here"
+def _backbone_free_keys(backbone: str) -> tuple[frozenset[str], dict[str, Any]]:
+    """A backbone's ``model.extra`` keys free on a fine-tune, and its ``extra`` defaults."""
+    if backbone == "eg3d":
+        from eg3d_link.options import FINETUNE_FREE, extra_defaults
+
+        return FINETUNE_FREE, extra_defaults()
+    return frozenset(), {}
+
+
+def resolve_config(
+    config: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[Config, FineTune | None]:
+    """A fresh run's config. With ``train.init`` the model section comes from the weights
+    (:func:`~link_core.train.init_config.fine_tune_config`) and the :class:`FineTune` says
+    where each model key came from and where the schedules start."""
+    preset = read_preset(config) if config is not None else {}
+    init_spec = (apply_overrides(preset, overrides).get("train") or {}).get("init")
+    if not init_spec:
+        return load_config(config, overrides), None
+    if not isinstance(init_spec, str):
+        raise ConfigError(f"train.init: expected a path or base:NAME, got {init_spec!r}")
+    try:
+        path = resolve_weights(init_spec)
+    except CheckpointError as e:
+        hint = ""
+        if not Path(init_spec).exists() and init_spec.endswith(".safetensors"):
+            hint = f" (convert an NVIDIA snapshot: linkgan import --pkl SNAPSHOT --out {init_spec})"
+        raise CheckpointError(f"train.init: {e}{hint}") from None
+    _, meta = ckpt.read_file(path, prefixes=())
+    stored = meta.get("config")
+    if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
+        raise CheckpointError(f"train.init: {path} holds no model config")
+    free, defaults = _backbone_free_keys(str(stored["model"].get("backbone", "stylegan2")))
+    cfg, origin = fine_tune_config(preset, overrides, stored, free, defaults, str(path))
+    kimg = ckpt.weights_kimg(meta) if cfg.train.schedule_start == "checkpoint" else None
+    return cfg, FineTune(path, origin, kimg or 0.0)
+
+
+def show_run_config(config: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """The config a fresh run would write to its ``config.yaml`` (with ``train.init``: the
+    model from the weights), as YAML."""
+    import yaml
+
+    return yaml.safe_dump(config_to_dict(resolve_config(config, overrides)[0]), sort_keys=False)
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """Where a fine-tune starts: the weights, the origin of each model key ("checkpoint",
+    "preset" or "--set"), and the kimg its schedules start at."""
+
+    weights: Path
+    origin: dict[str, str]
+    schedule_kimg: float
 
 
 def load_generator(path: str | Path, device: str | torch.device = "cpu"):

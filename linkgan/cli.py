@@ -42,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if cmd == "train":
         _train(args, progress)
     elif cmd == "config":
-        from link_core.train.config import show_config
+        from linkgan.build import show_run_config
 
-        print(show_config(args.preset, args.overrides), end="")
+        print(show_run_config(args.preset, args.overrides), end="")
     elif cmd in ("generate", "edit", "metrics", "export", "render", "invert", "view"):
         _model_command(args, progress)
     elif cmd == "publish":
@@ -119,7 +119,7 @@ def _model_command(args: argparse.Namespace, progress: bool) -> None:
         link = args.link if args.link is not None else "0"
         print(model.edit(args.seed, link, samples, args.out, args.w, args.render_res))
     elif cmd == "metrics":
-        _print(model.measure(args.metrics, args.num, args.out, progress))
+        _print(model.measure(args.metrics, args.num, args.out, progress, real_num=args.real_num))
     elif cmd == "export":
         formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
         options = {"samples": samples, "grid": args.grid, "formats": formats, "level": level}

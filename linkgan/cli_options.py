@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     a(
         "--dry-run",
         action="store_true",
-        help="print parameter counts and an estimate of memory per process; train nothing",
+        help="print the resolved model (with train.init: what came from the weights), where the "
+        "schedules start, parameter counts and memory per process; train nothing",
     )
     a("--nproc", type=int, default=1, help="with --dry-run: processes (GPUs) to estimate for")
 
@@ -189,7 +190,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--num",
         type=int,
         default=None,
-        help="samples (default: metrics.num for link_mse, 1000 for fid/kid)",
+        help="samples (default: metrics.num for link_mse; generated images for fid/kid: 1000, "
+        "the paper's 50000)",
+    )
+    a(
+        "--real-num",
+        type=int,
+        default=None,
+        help="fid/kid: a random N of the data set's images as the reals (default: all of "
+        "them, the paper's protocol; statistics cached)",
     )
     a("--out", default=None, help="JSON file to write")
 

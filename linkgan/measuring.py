@@ -1,5 +1,6 @@
 """Measuring a loaded model: ``link_mse`` (masked MSE inside / outside each link's region)
-and FID / KID (bundled Inception-v3, offline; data statistics cached)."""
+and FID / KID the paper's way (bundled Inception-v3, offline; the whole data set's
+statistics, cached; the protocol stated in the result)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from link_core.errors import UserError
@@ -20,6 +22,8 @@ if TYPE_CHECKING:
     from linkgan.model import Model
 
 METRICS = ("link_mse", "fid", "kid")
+FID_NUM = 1000
+"""Fakes for FID/KID when ``num`` is not given: modest for a CPU (the paper's is 50000)."""
 
 
 def measure(
@@ -28,10 +32,13 @@ def measure(
     num: int | None = None,
     out: str | Path | None = None,
     progress: bool = True,
+    real_num: int | None = None,
+    fake_seed: int = 0,
 ) -> dict[str, Any]:
     """Run named metrics and optionally write JSON atomically: ``link_mse`` (``num`` seeds,
-    default ``metrics.num``), ``fid`` / ``kid`` (``num`` generated images, default 1000,
-    against as many data-set images; data statistics cached)."""
+    default ``metrics.num``), ``fid`` / ``kid`` (``num`` generated images, default
+    ``FID_NUM``, against the statistics of the whole data set, or of a random ``real_num``
+    of its images; see :func:`inception_metrics`, whose ``protocol`` the result carries)."""
     if num is not None and num < 1:
         raise UserError("--num: must be >= 1")
     unknown = [m for m in metrics if m not in METRICS]
@@ -55,7 +62,11 @@ def measure(
             )
         )
     if "fid" in metrics or "kid" in metrics:
-        result.update(inception_metrics(G, cfg, metrics, num or 1000, progress))
+        result.update(
+            inception_metrics(
+                G, cfg, metrics, num or FID_NUM, progress, real_num=real_num, seed=fake_seed
+            )
+        )
     if out is not None:
         ckpt.write_json(out, result)
     return result
@@ -74,38 +85,126 @@ def fid_cache_dir(cfg: Config) -> Path:
     return cache_dir() / "inception-stats"
 
 
+def _size_name(n: int) -> str:
+    """NVIDIA's metric-name count: 50000 -> ``50k``, 500 -> ``500``."""
+    return f"{n // 1000}k" if n % 1000 == 0 else str(n)
+
+
 @torch.no_grad()
 def inception_metrics(
-    G: torch.nn.Module, cfg: Config, metrics: list[str], num: int, progress: bool
+    G: torch.nn.Module,
+    cfg: Config,
+    metrics: list[str],
+    num: int,
+    progress: bool,
+    *,
+    real_num: int | None = None,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    from tqdm.auto import tqdm
+    """FID / KID the paper's way (StyleGAN2-ADA's ``fid50k_full`` / ``kid50k_full``).
 
+    Reals: every image of the data set as configured (``data.xflip`` counts the mirrored
+    half, as NVIDIA's training-set statistics do), or a seeded random ``real_num`` of them
+    for a quick check; their statistics are cached (:func:`fid_cache_dir`). Fakes: ``num``
+    images of latents ``seed …`` (truncation 1, constant noise), each conditioned on the
+    label of a data-set image drawn at random with ``seed`` (EG3D: its camera). Runs on G's
+    device. Returns ``fid`` / ``kid``, the counts and a ``protocol`` that states all this.
+    """
+    from link_core.data import ImageFolderDataset
     from link_core.metrics.fid import (
-        dataset_features,
-        fid_from_features,
-        generator_features,
+        FEATURE_NET,
+        KID_REAL_CAP,
+        RESIZE,
+        dataset_stats,
+        fid_from_stats,
+        generator_stats,
         kid_from_features,
     )
 
-    dataset = open_data(cfg)
-    num = min(num, len(dataset))
     if num < 2:
-        raise UserError(f"--num: FID/KID need at least 2 images (data set has {len(dataset)})")
-    labels = torch.stack([dataset[i]["label"] for i in range(num)]) if G.c_dim else None
-    bar = tqdm(total=2 * num, desc="inception", unit="img", disable=not progress)
-    real = dataset_features(dataset, num, fid_cache_dir(cfg), progress=bar.update)
+        raise UserError(f"--num: FID/KID need at least 2 generated images, got {num}")
+    if real_num is not None and real_num < 2:
+        raise UserError(f"--real-num: FID/KID need at least 2 real images, got {real_num}")
+    dataset = open_data(cfg)
+    if len(dataset) < 2:
+        raise UserError(f"FID/KID need at least 2 data-set images (the set has {len(dataset)})")
+    param = next(G.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    cuda = device.type == "cuda"
+    batch = 64 if cuda else 32
+    # Decoding PNGs, not Inception, bounds a GPU's pace on a large folder or zip.
+    folder = isinstance(dataset, ImageFolderDataset)
+    workers = min(8, (os.cpu_count() or 1) - 1) if cuda and folder else 0
+    real, stats_file, cached = dataset_stats(
+        dataset, fid_cache_dir(cfg), real_num, batch, device, KID_REAL_CAP, workers, progress
+    )
+
+    fake_c = None
+    if G.c_dim:
+        labels = real.labels
+        if labels is None or labels.ndim != 2 or labels.shape[1] != G.c_dim:
+            have = 0 if labels is None or labels.ndim != 2 else labels.shape[1]
+            raise UserError(f"the data set's labels have {have} values; the model needs {G.c_dim}")
+        # NVIDIA's protocol: each fake takes the label of a random data-set image.
+        pick = np.random.default_rng(seed).integers(len(labels), size=num)
+        fake_c = torch.from_numpy(labels[pick])
 
     def sample(start: int, count: int) -> torch.Tensor:
-        # Seeds 0.. and the data set's own cameras: the pose distribution of the data.
-        c = labels[start : start + count] if labels is not None else torch.zeros(count, 0)
-        ws = G.mapping(seeds_to_z(range(start, start + count), G.z_dim), c)
+        z = seeds_to_z(range(seed + start, seed + start + count), G.z_dim).to(device)
+        c = fake_c[start : start + count] if fake_c is not None else torch.zeros(count, 0)
+        c = c.to(device)
+        ws = G.mapping(z, c)
         return G.synthesis(ws, c, noise_mode="const")["image"]
 
-    fake = generator_features(sample, num, progress=bar.update)
-    bar.close()
-    out: dict[str, Any] = {"inception": {"num_real": num, "num_fake": num}}
+    # A 3-D generator renders a volume per image: smaller batches keep its memory bounded.
+    gen_batch = max(1, batch // 4) if G.is_3d else batch
+    keep = num if "kid" in metrics else 0  # all fake features for KID, as NVIDIA keeps them
+    fake = generator_stats(sample, num, gen_batch, device, keep, progress)
+
+    out: dict[str, Any] = {
+        "inception": {"num_real": real.num, "num_fake": num},
+        "protocol": _protocol(cfg, dataset, real.num, len(real.features), num, seed),
+    }
+    out["protocol"].update(real_stats=str(stats_file), real_stats_cached=cached)
     if "fid" in metrics:
-        out["fid"] = round(fid_from_features(real, fake), 4)
+        out["fid"] = round(fid_from_stats(real.mean, real.cov, fake.mean, fake.cov), 4)
     if "kid" in metrics:
-        out["kid"] = round(kid_from_features(real, fake), 6)
+        out["kid"] = round(kid_from_features(real.features, fake.features), 6)
+        out["protocol"]["kid"] = (
+            f"unbiased MMD^2, cubic kernel, 100 subsets of {min(1000, len(real.features), num)}"
+            f" features per side ({len(real.features)} real features kept, at most"
+            f" {KID_REAL_CAP})"
+        )
+    out["protocol"]["feature_net"] = FEATURE_NET
+    out["protocol"]["resolution"] = f"{cfg.model.resolution}^2 images, {RESIZE}"
     return out
+
+
+def _protocol(
+    cfg: Config, dataset: Any, num_real: int, kid_real: int, num_fake: int, seed: int
+) -> dict[str, Any]:
+    """How FID / KID were measured, in words and numbers (stored beside the figures)."""
+    full = num_real == len(dataset)
+    xflip = bool(getattr(dataset, "xflip", False))
+    mirrored = ", x-flips included (data.xflip)" if xflip else ""
+    real = (
+        f"full data set, {num_real} images{mirrored}"
+        if full
+        else f"random {num_real} of the data set's {len(dataset)} images (--real-num){mirrored}"
+    )
+    name = f"{_size_name(num_fake)}{'_full' if full else ''}"
+    labels = (
+        f"random data-set labels (numpy seed {seed})" if cfg.model.c_dim else "none (unconditional)"
+    )
+    return {
+        "name": f"fid{name} / kid{name}",
+        "summary": f"{num_fake} fakes vs {real}; Inception-v3 at 299^2",
+        "real": real,
+        "real_images": num_real,
+        "real_full": full,
+        "data_set_images": len(dataset),
+        "xflip": xflip,
+        "fake": num_fake,
+        "fake_latents": f"seeds {seed}..{seed + num_fake - 1}, truncation 1, noise const",
+        "fake_labels": labels,
+    }

@@ -1,4 +1,6 @@
-"""``linkgan train --dry-run``: parameter counts and an estimate of memory per process.
+"""``linkgan train --dry-run``: the resolved model (for a fine-tune, what came from the
+weights and what from the preset), where the schedules start, parameter counts and an
+estimate of memory per process.
 
 Static memory is counted exactly (fp32 weights of G, D and G's EMA; gradients; Adam's two
 moments). Activations are *measured*: one G and D pass of two images runs on the CPU under
@@ -17,7 +19,7 @@ import torch
 
 from link_core.errors import ConfigError
 from link_core.interface import view_cameras
-from link_core.train.config import load_config
+from link_core.train.config import config_to_dict
 
 MB = 2**20
 
@@ -45,14 +47,17 @@ def estimate_memory(
     config: str | None, overrides: list[str] | tuple[str, ...] = (), nproc: int = 1
 ) -> dict[str, Any]:
     """Parameter counts and the memory one of ``nproc`` processes needs, in MiB."""
-    from linkgan.build import build_networks
+    from linkgan.build import build_networks, resolve_config
 
-    cfg = load_config(config, overrides)
+    cfg, init = resolve_config(config, overrides)
     if nproc < 1 or cfg.train.batch % nproc:
         raise ConfigError(f"--nproc: train.batch {cfg.train.batch} does not split over {nproc}")
     per_gpu = cfg.train.batch // nproc
     torch.manual_seed(0)
     G, D = build_networks(cfg)
+    start: dict[str, float] = {}
+    for net in (G, D):  # what the first step will see
+        start.update(net.update_schedule(init.schedule_kimg if init else 0.0) or {})
     for net in (G, D):
         net.update_schedule(1e9)  # the schedules' end: largest rendering resolution, no D blur
     n_g, n_d = _params(G), _params(D)
@@ -79,6 +84,9 @@ def estimate_memory(
     peak_phase = max(phases, key=phases.get)
     return {
         "config": config or "(defaults)",
+        "model": _model_lines(config_to_dict(cfg)["model"], init.origin if init else {}),
+        "init": None if init is None else {"weights": str(init.weights)},
+        "schedule": {"start_kimg": init.schedule_kimg if init else 0.0, **start},
         "backbone": cfg.model.backbone,
         "params": {"G": n_g, "D": n_d},
         "processes": nproc,
@@ -91,10 +99,30 @@ def estimate_memory(
     }
 
 
+def _model_lines(model: dict[str, Any], origin: dict[str, str]) -> list[str]:
+    """``key: value  [origin]`` for every model key (``extra`` flattened); without an origin
+    (no ``train.init``) the value comes from the preset or the defaults."""
+    flat = {k: v for k, v in model.items() if k != "extra"}
+    flat.update({f"extra.{k}": v for k, v in model.get("extra", {}).items()})
+    return [f"{k}: {v}" + (f"  [{origin[k]}]" if k in origin else "") for k, v in flat.items()]
+
+
 def format_estimate(e: dict[str, Any]) -> str:
-    """The dry-run report, one fact a line."""
-    lines = [
-        f"config: {e['config']} ({e['backbone']})",
+    """The dry-run report, one fact a line: the resolved model (and with ``train.init``
+    where each value came from), where the schedules start, then the memory estimate."""
+    lines = [f"config: {e['config']} ({e['backbone']})"]
+    if e["init"]:
+        lines.append(
+            f"train.init: {e['init']['weights']} (model from the weights; [preset] / [--set] "
+            "mark the values free on a fine-tune that this run changes)"
+        )
+    lines += ["model:", *(f"  {line}" for line in e["model"])]
+    sched = e["schedule"]
+    lines.append(
+        f"schedules start at kimg {sched.pop('start_kimg'):g}"
+        + "".join(f", {k} {v:g}" for k, v in sched.items())
+    )
+    lines += [
         f"parameters: G {e['params']['G']:,}  D {e['params']['D']:,}",
         f"processes: {e['processes']}  batch per process: {e['batch_per_process']}",
         f"static (weights, EMA, gradients, Adam; fp32): {e['static_mb']:.1f} MiB",

@@ -183,15 +183,17 @@ class Model:
         num: int | None = None,
         out: str | Path | None = None,
         progress: bool = True,
+        **options: Any,
     ) -> dict[str, Any]:
         """``link_mse`` / ``fid`` / ``kid`` (a list or ``"a,b"``) as a dict, written to the
-        JSON file ``out`` when given (:func:`linkgan.measuring.measure`)."""
+        JSON file ``out`` when given. Options (``real_num``, ``fake_seed``): see
+        :func:`linkgan.measuring.measure`."""
         from linkgan.measuring import measure
 
         if isinstance(metrics, str):
             metrics = [m.strip() for m in metrics.split(",") if m.strip()]
         self.restore_noise()
-        return measure(self, metrics, num, out, progress)
+        return measure(self, metrics, num, out, progress, **options)
 
     def invert(self, image: str | Path, out: str | Path, **options: Any) -> dict[str, Any]:
         """Project a real photo into the model; writes ``out/w.safetensors`` (for

@@ -6,7 +6,10 @@ what shapes cannot say); every one of our tensors must find its NVIDIA counterpa
 the same shape, and every NVIDIA tensor must be used (or be a known constant such as a
 resampling filter), else the import stops and names the tensor. The result is a file like
 ``linkgan publish`` writes (EMA G + D, config, card), usable as ``--ckpt`` and as
-``train.init`` for fine-tuning with links (the paper's recipe).
+``train.init`` for fine-tuning with links (the paper's recipe). D's minibatch-std group and
+the depth of its label MLP (NVIDIA: 8 layers) are read from D's record; the snapshot's kimg
+(``network-snapshot-NNNNNN.pkl``) goes on the card as ``kimg``. Snapshots written by
+NVIDIA's own code hold numpy scalars and ``EasyDict`` records: both are read as plain data.
 
 EG3D (``TriPlaneGenerator``): the backbone, decoder, super-resolution and dual
 discriminator map tensor for tensor; the rendering settings come from the record's
@@ -24,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from eg3d_link import nvidia_names as eg3d_names
@@ -36,10 +40,15 @@ from stylegan_link import nvidia_names as names
 NameFn = Callable[[str], str | None]
 
 EG3D_DIFFERENCES = (
-    "renderer: density is averaged after softplus (NVlabs: before), importance samples come "
-    "from the unsmoothed coarse weights (NVlabs: max/avg-pooled + 0.01), rays that miss "
-    "report ray_end as depth (NVlabs: clamped composite); discriminator: image_raw is "
-    "upsampled bilinearly (NVlabs: FIR filter); conv_clamp is not applied"
+    "renderer (measured by bench/nvidia_fidelity.py on NVlabs' FFHQ-512 layout, random "
+    "weights): our deterministic samples sit at the centres of N equal bins (NVlabs: N points "
+    "from ray_start to ray_end, each jittered by torch.rand over one spacing), density is "
+    "averaged after softplus (NVlabs: before), importance samples come from the unsmoothed "
+    "coarse weights (NVlabs: max/avg-pooled + 0.01): image 37 dB, image_raw 47 dB against "
+    "NVlabs, whose own renders differ by 47 / 51 dB from run to run; conv_clamp (±256) is "
+    "applied only under fp16 (NVlabs: always; inactive unless activations exceed 256); "
+    "depth is composited as NVlabs' Σwt / Σw (model.extra.depth_mode: nvlabs): 34 dB (tiny) "
+    "and 41 dB (FFHQ-512) against NVlabs, whose own renders differ by 38 / 44 dB"
 )
 
 
@@ -112,18 +121,66 @@ def _d_channels(d: dict[str, torch.Tensor], where: str) -> dict[str, int]:
     return {"d_channel_base": base, "d_channel_max": cmax}
 
 
+def _mbstd(d_rec: Record, where: str) -> int:
+    """D's minibatch-std group size, from the epilogue's ``mbstd`` record (their
+    ``MinibatchStdLayer`` keeps ``group_size`` and ``num_channels``) or, failing that, D's
+    ``epilogue_kwargs`` (StyleGAN2-ADA paper256/512: 8; EG3D and our default: 4)."""
+    layer = _child(d_rec, "b4.mbstd")
+    if layer is not None:
+        group, channels = layer.state.get("group_size"), layer.state.get("num_channels", 1)
+    else:
+        epilogue = d_rec.kwargs().get("epilogue_kwargs") or {}
+        group = epilogue.get("mbstd_group_size", 4)
+        channels = epilogue.get("mbstd_num_channels", 1)
+    if _count(channels) != 1:
+        raise CheckpointError(f"{where}: D's minibatch std has {channels!r} channels (only 1)")
+    if _count(group) < 1:  # None (the whole batch) included: not a setting of ours
+        raise CheckpointError(f"{where}: D's minibatch-std group size {group!r} (need >= 1)")
+    return _count(group)
+
+
+def _count(value: Any) -> int:
+    """``value`` as an int if it is an integer (numpy's too, not bool), else -1."""
+    ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    return int(value) if ok else -1
+
+
+def d_settings(d_rec: Record, d: dict[str, torch.Tensor], where: str) -> dict[str, int]:
+    """The ``model`` keys D's record fixes: channel schedule, minibatch-std group and the
+    depth of its label MLP (``mapping.fc0..N``; NVIDIA's default 8, conditional D only)."""
+    out: dict[str, int] = {**_d_channels(d, where), "mbstd_group": _mbstd(d_rec, where)}
+    fcs = _resolutions(list(d), r"mapping\.fc(\d+)\.weight")
+    if fcs:
+        if fcs != list(range(len(fcs))):
+            raise CheckpointError(f"{where}: D's mapping layers are not fc0..fc{len(fcs) - 1}")
+        out["d_mapping_layers"] = len(fcs)
+    return out
+
+
+def d_mapping_lr(d_rec: Record) -> float:
+    """The lr multiplier of D's label MLP (stored weights are N(0, 1) / lr at NVIDIA)."""
+    mapping_kwargs = d_rec.kwargs().get("mapping_kwargs") or {}
+    lr = mapping_kwargs.get("lr_multiplier", names.D_CMAP_LR)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
+        raise CheckpointError(f"D's mapping_kwargs.lr_multiplier is {lr!r}, not a positive number")
+    return float(lr)
+
+
+def snapshot_kimg(pkl: Path) -> int | None:
+    """kimg from NVIDIA's file name ``network-snapshot-NNNNNN.pkl`` (None: no number)."""
+    m = re.fullmatch(r"network-snapshot-(\d+)\.pkl", pkl.name)
+    return int(m[1]) if m else None
+
+
 def stylegan2_model(
-    g: dict[str, torch.Tensor], d: dict[str, torch.Tensor] | None, kwargs: dict, where: str
+    g: dict[str, torch.Tensor], d_rec: Record, d: dict[str, torch.Tensor], kwargs: dict, where: str
 ) -> dict[str, Any]:
-    """Our ``model`` config section for an NVIDIA StyleGAN2-ADA G (and D) from its tensors."""
+    """Our ``model`` config section for an NVIDIA StyleGAN2-ADA G and D from their tensors."""
     model = _synthesis_model(g, kwargs, where)
     rgb = model.pop("img_channels")
     if rgb != 3:
         raise CheckpointError(f"{where}: {rgb}-channel images (only RGB is supported)")
-    model = {"backbone": "stylegan2", **model}
-    if d:
-        model.update(_d_channels(d, where))
-    return model
+    return {"backbone": "stylegan2", **model, **d_settings(d_rec, d, where)}
 
 
 def _child(record: Record, path: str) -> Record | None:
@@ -149,7 +206,7 @@ def _setting(rk: dict, key: str, default: Any, kind: type, where: str) -> Any:
 
 
 def eg3d_model(
-    g_rec: Record, g: dict[str, torch.Tensor], d: dict[str, torch.Tensor], where: str
+    g_rec: Record, g: dict[str, torch.Tensor], d_rec: Record, d: dict[str, torch.Tensor], where: str
 ) -> tuple[dict[str, Any], Callable[[str, torch.Tensor], torch.Tensor]]:
     """Our ``model`` section for an NVlabs EG3D ``TriPlaneGenerator`` (and its D), and the
     conversion of G tensors whose storage differs (lr multipliers, conditioning scale)."""
@@ -219,12 +276,13 @@ def eg3d_model(
     }
     if not sr_blocks:
         extra["sr_factor"] = 1
+    extra["depth_mode"] = "nvlabs"  # NVlabs: Σwt / Σw, clamped to the ray range
     model = {
         "backbone": "eg3d",
         "resolution": img_res,
         **model,
         "extra": extra,
-        **_d_channels(d, where),
+        **d_settings(d_rec, d, where),
     }
     lr = _setting(rk, "decoder_lr_mul", 1.0, float, where)
     c_scale = _setting(rk, "c_scale", 1.0, float, where)
@@ -301,11 +359,12 @@ def import_nvidia(pkl: str | Path, out: str | Path, force: bool = False) -> dict
     kind = _kind(g_rec, str(pkl))
     g_nv = dict(g_rec.tensors())
     d_rec = snap.get("D")
-    d_nv = dict(d_rec.tensors()) if isinstance(d_rec, Record) else None
-    if d_nv is None:
+    if not isinstance(d_rec, Record):
         raise CheckpointError(f"{pkl}: no discriminator (D) in the snapshot; fine-tuning needs it")
+    d_nv = dict(d_rec.tensors())
+    d_lr = d_mapping_lr(d_rec)
     if kind == "eg3d":
-        model, g_convert = eg3d_model(g_rec, g_nv, d_nv, str(pkl))
+        model, g_convert = eg3d_model(g_rec, g_nv, d_rec, d_nv, str(pkl))
         sr_noise = model["extra"]["sr_noise"]
         g_name, d_name = eg3d_names.generator_name, eg3d_names.discriminator_name
         keep = eg3d_names.OURS_ONLY
@@ -314,7 +373,7 @@ def import_nvidia(pkl: str | Path, out: str | Path, force: bool = False) -> dict
             return eg3d_names.is_ignored(n, sr_noise)
 
     else:
-        model = stylegan2_model(g_nv, d_nv, g_rec.kwargs(), str(pkl))
+        model = stylegan2_model(g_nv, d_rec, d_nv, g_rec.kwargs(), str(pkl))
         g_convert, keep, ignored = (lambda n, t: t), (), names.is_ignored
         g_name, d_name = names.generator_name, names.discriminator_name
     cfg = config_from_dict({"model": model, "data": {"resolution": model["resolution"]}})
@@ -328,7 +387,7 @@ def import_nvidia(pkl: str | Path, out: str | Path, force: bool = False) -> dict
         d_nv,
         lambda k: d_name(k, cfg.model.resolution),
         f"{pkl} (D)",
-        convert=lambda n, t: names.convert_d(n, t, to_ours=True),
+        convert=lambda n, t: names.convert_d(n, t, to_ours=True, lr_mult=d_lr),
         keep=keep,
         ignored=ignored,
     )
@@ -343,6 +402,9 @@ def import_nvidia(pkl: str | Path, out: str | Path, force: bool = False) -> dict
         "weights": "EMA generator + discriminator, fp32, converted from an NVIDIA pickle "
         "without running it",
     }
+    kimg = snapshot_kimg(pkl)
+    if kimg is not None:  # where NVIDIA's schedules stood (training continues from there)
+        card["kimg"] = kimg
     if kind == "eg3d":
         card["differences"] = EG3D_DIFFERENCES
     out.parent.mkdir(parents=True, exist_ok=True)

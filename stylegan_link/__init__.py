@@ -31,8 +31,8 @@ def build(model_cfg: Any) -> tuple[Generator, Discriminator]:
     """Build ``(G, D)`` from a model config (``link_core.train.config.ModelConfig`` or lookalike).
 
     Reads ``resolution, z_dim, w_dim, c_dim, mapping_layers, mapping_lr_mult, channel_base,
-    channel_max, use_noise, style_init, mbstd_group, d_channel_base, d_channel_max``; the two
-    D values may be 0 or None, meaning the generator's values.
+    channel_max, use_noise, style_init, mbstd_group, d_mapping_layers, d_channel_base,
+    d_channel_max``; the two D channel values may be 0 or None, meaning the generator's values.
     """
     cfg = model_cfg
     channel_base = cfg.channel_base
@@ -57,5 +57,7 @@ def build(model_cfg: Any) -> tuple[Generator, Discriminator]:
         channel_base=cfg.d_channel_base or channel_base,
         channel_max=cfg.d_channel_max or channel_max,
         mbstd_group_size=cfg.mbstd_group,
+        # D's conditioning MLP: the label embedding, then d_mapping_layers lrelu layers.
+        cmap_layers=1 + getattr(cfg, "d_mapping_layers", 1),
     )
     return G, D

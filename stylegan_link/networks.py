@@ -359,7 +359,9 @@ class Discriminator(nn.Module):
     ``forward(outputs, c) -> logits [B, 1]`` reads ``outputs["image"]``
     ``[B, img_channels, H, W]``. Conditioning follows the projection discriminator
     (Miyato & Koyama 2018) as in StyleGAN2-ADA: the last layer emits a ``cmap_dim`` vector
-    that is dotted with an embedding of c and divided by sqrt(cmap_dim).
+    that is dotted with an embedding of c and divided by sqrt(cmap_dim). ``cmap_layers``
+    counts the layers of that embedding MLP, the linear label embedding included (NVIDIA's
+    StyleGAN2-ADA and EG3D: 1 + 8).
     """
 
     def __init__(
@@ -406,8 +408,9 @@ class Discriminator(nn.Module):
         else:
             self.cmap = None
 
-    def update_schedule(self, kimg: float) -> None:
+    def update_schedule(self, kimg: float) -> dict[str, float]:
         """No kimg-driven schedule (the interface's :class:`~link_core.interface.Discriminator`)."""
+        return {}
 
     def forward(
         self, outputs: dict[str, torch.Tensor], c: torch.Tensor | None = None

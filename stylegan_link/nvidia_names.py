@@ -63,11 +63,14 @@ def discriminator_name(ours: str, img_resolution: int, our_prefix: str = "") -> 
     return None
 
 
-def convert_d(nv_name: str, tensor: torch.Tensor, to_ours: bool) -> torch.Tensor:
+def convert_d(
+    nv_name: str, tensor: torch.Tensor, to_ours: bool, lr_mult: float = D_CMAP_LR
+) -> torch.Tensor:
     """A discriminator tensor in the other side's storage: the conditioning MLP's fc layers
-    run at lr 0.01 at NVIDIA and 1 here, so their stored values differ by that factor."""
+    run at lr ``lr_mult`` at NVIDIA (their default 0.01) and 1 here, so their stored values
+    differ by that factor."""
     if re.fullmatch(r"mapping\.fc\d+\.(weight|bias)", nv_name):
-        return tensor * (D_CMAP_LR if to_ours else 1.0 / D_CMAP_LR)
+        return tensor * (lr_mult if to_ours else 1.0 / lr_mult)
     return tensor
 
 

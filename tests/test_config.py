@@ -27,27 +27,53 @@ EXTENDED = {
     for p in CONFIGS
     if "extends" in (yaml.safe_load(p.read_text()) or {})
 }
-"""Presets other presets extend (``stylegan2_256.yaml``, ``eg3d_ffhq512.yaml``)."""
+"""Presets other presets extend (``finetune_stylegan2.yaml``, ``finetune_eg3d.yaml``)."""
+SCRATCH = {"stylegan2_256.yaml", "eg3d_ffhq512.yaml"}
+"""Paper-scale configs that train the unlinked generator from scratch (no links)."""
+NVIDIA_W_DIM = 512
+"""w width of NVIDIA's snapshots, which the paper-scale fine-tune presets start from."""
+
+
+def _fine_tunes_a_file(cfg) -> bool:
+    """A preset whose model comes from weights outside the repository (an imported snapshot)."""
+    return bool(cfg.train.init) and not cfg.train.init.startswith("base:")
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_every_preset_loads_and_its_links_are_valid(path):
     cfg = load_config(path)
-    links = build_links(cfg.link.links, cfg.model.w_dim)
+    w_dim = NVIDIA_W_DIM if _fine_tunes_a_file(cfg) else cfg.model.w_dim
+    links = build_links(cfg.link.links, w_dim)
     assert overlapping_regions(links) == []  # overlapping links hold each other still
     if path.stem.startswith("base_"):  # base generators train without links (issue #8)
         assert not cfg.link.enabled and not links
-    elif path.resolve() in EXTENDED:  # shared settings; the presets that extend it add links
+    elif path.resolve() in EXTENDED or path.name in SCRATCH:  # shared settings / unlinked
         assert not links
     else:
         assert links, f"{path.name} defines no link"
 
 
+def test_fine_tune_presets_name_no_architecture():
+    """A preset that fine-tunes imported weights names only what it changes: its model
+    section holds only keys free on a fine-tune (the rest comes from the weights)."""
+    from eg3d_link.options import FINETUNE_FREE
+    from link_core.train.config_io import read_preset
+    from link_core.train.init_config import FREE_MODEL_KEYS
+
+    tuned = [p for p in CONFIGS if _fine_tunes_a_file(load_config(p))]
+    assert {p.stem for p in tuned} >= {"ffhq256_eyes", "eg3d_ffhq512_eyes", "eg3d_ffhq512_nose"}
+    for path in tuned:
+        model = read_preset(path).get("model", {})
+        extra = set(model.pop("extra", {}))
+        assert set(model) <= {*FREE_MODEL_KEYS, "backbone"}, path.name
+        assert extra <= FINETUNE_FREE, path.name
+
+
 def test_shared_bases_are_extended():
-    assert {p.name for p in EXTENDED} >= {"stylegan2_256.yaml", "eg3d_ffhq512.yaml"}
+    assert {p.name for p in EXTENDED} >= {"finetune_stylegan2.yaml", "finetune_eg3d.yaml"}
     for part in ("eyes", "nose", "mouth"):
         text = (ROOT / "configs" / f"eg3d_ffhq512_{part}.yaml").read_text()
-        assert "extends: eg3d_ffhq512.yaml" in text and len(text.splitlines()) <= 10
+        assert "extends: finetune_eg3d.yaml" in text and len(text.splitlines()) <= 10
 
 
 def _write(path: Path, text: str) -> Path:
@@ -221,19 +247,23 @@ def test_missing_and_malformed_files(tmp_path):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
 def test_presets_that_fine_tune_a_shipped_base_match_it(path):
-    """`train.init: base:NAME` presets (the demo's) need assets/NAME.safetensors with the
-    same model section, and its card."""
+    """`train.init: base:NAME` presets (the demo's) need assets/NAME.safetensors, whose model
+    the preset agrees with (a fine-tune takes its model from the weights), and its card."""
     import json
 
+    from link_core.train.config import config_from_dict
     from link_core.weights import checkpoint as ckpt
+    from linkgan.build import resolve_config
 
-    cfg = load_config(path)
-    if not cfg.train.init.startswith("base:"):
+    if not load_config(path).train.init.startswith("base:"):
         return
+    cfg, init = resolve_config(path)
     name = cfg.train.init[5:]
     assets = Path(__file__).parent.parent / "assets"
     _, meta = ckpt.read_file(assets / f"{name}.safetensors", prefixes=())
-    assert meta["config"]["model"] == config_to_dict(cfg)["model"]
+    assert init is not None and init.weights == assets / f"{name}.safetensors"
+    weights_model = config_to_dict(config_from_dict(meta["config"]))["model"]
+    assert weights_model == config_to_dict(cfg)["model"]
     card = json.loads((assets / f"{name}.json").read_text())
     assert card["name"] == name and card["kimg"] > 0 and card["command"]
 

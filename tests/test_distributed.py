@@ -62,8 +62,9 @@ def test_two_gloo_ranks_match_one_process(tmp_path):
     assert out.stdout.count("trained ") == 1  # rank 0 alone reports (and writes)
 
     a, b = _rows(one), _rows(two)
-    assert len(a) == len(b) == 6
-    for i, (ra, rb) in enumerate(zip(a, b, strict=True)):
+    assert len(a) == len(b) == 7  # the schedules' row, then 6 ticks
+    assert a[0] == b[0] == {"kimg": 0.0, "Schedule/kimg": 0.0}
+    for i, (ra, rb) in enumerate(zip(a[1:], b[1:], strict=True)):
         assert ra["kimg"] == rb["kimg"]
         # The first steps agree to float precision; later, Adam's first updates (g / |g|
         # on tiny gradients) amplify summation-order differences to ~1e-4: still far below

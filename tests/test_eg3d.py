@@ -170,7 +170,7 @@ def test_ffhq512_preset_builds_and_renders_one_image():
     """The paper's EG3D set-up (256² planes × 32 ch, 64² rendering, SR to 512) at batch 1;
     samples per ray reduced so the test stays fast on CPU."""
     cfg = load_config(
-        "configs/eg3d_ffhq512_mouth.yaml", ["model.extra.num_coarse=4", "model.extra.num_fine=4"]
+        "configs/eg3d_ffhq512.yaml", ["model.extra.num_coarse=4", "model.extra.num_fine=4"]
     )
     torch.manual_seed(0)
     G, D = build(cfg.model)

@@ -144,3 +144,30 @@ def test_compare_to_unlinked_divides_out_over_in_and_edit_in():
     assert vs["edit_share_on_over_off"]["eyes"] == pytest.approx({"image": 6.0, "depth": 6.0})
     with pytest.raises(ValueError, match="links/maps differ"):
         compare_to_unlinked(on, {"eyes": {"image": m(0.04, 0.6)}})
+
+
+def test_measure_gives_link_mse_fid_and_the_protocol_in_one_result(tmp_path, monkeypatch):
+    """``Model.measure``: ``num`` seeds for link_mse and ``num`` fakes for FID, against every
+    image of the data set (not ``num`` of them), with the protocol in the result."""
+    from link_core.metrics import fid
+    from link_core.train.config import load_config
+    from linkgan.model import Model
+
+    monkeypatch.setenv("LINKGAN_CACHE", str(tmp_path))
+    # Pooled colours stand in for Inception: this test is about what is measured, not how.
+    net = lambda x: torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)  # noqa: E731
+    monkeypatch.setattr(fid, "load_inception", lambda device="cpu": net)
+    region = "{box: [0.25, 0.25, 0.75, 0.75]}"
+    sets = ["data.resolution=16", "model.resolution=16", "data.num_images=7"]
+    sets += [f"model.z_dim={W}", f"model.w_dim={W}", "metrics.num=99"]
+    sets += [f"link.links=[{{name: box, axes: [0, 2], region: {region}}}]"]
+    model = Model(AnalyticG(0.0), load_config(None, sets), tmp_path / "analytic")
+    result = model.measure("link_mse,fid", num=9, progress=False)
+    assert result["link_mse"]["box"]["image"]["edit_out"] == pytest.approx(0.0, abs=1e-12)
+    assert result["settings"]["num"] == 9
+    assert result["inception"] == {"num_real": 7, "num_fake": 9} and result["fid"] > 0
+    assert result["protocol"]["real"] == "full data set, 7 images"
+    assert result["protocol"]["fake_latents"] == "seeds 0..8, truncation 1, noise const"
+    shifted = model.measure(["fid"], num=9, progress=False, fake_seed=100)
+    assert shifted["protocol"]["fake_latents"] == "seeds 100..108, truncation 1, noise const"
+    assert shifted["fid"] != result["fid"]

@@ -84,7 +84,11 @@ class ModelConfig:
     start styles nearly independent of w, so links form by growing the right dependencies
     rather than tearing the wrong ones down (quickstart: see README)."""
     mbstd_group: int = 4
-    """Minibatch-standard-deviation group size of D's last block."""
+    """Minibatch-standard-deviation group size of D's last block (StyleGAN2-ADA paper256 and
+    paper512: 8; EG3D: 4)."""
+    d_mapping_layers: int = 1
+    """Layers of D's conditioning MLP after its label embedding (conditional models only;
+    NVIDIA's StyleGAN2-ADA and EG3D discriminators: 8)."""
     d_channel_base: int = 0
     """Discriminator channel base; 0 means the same as ``channel_base``."""
     d_channel_max: int = 0
@@ -201,9 +205,16 @@ class TrainConfig:
     """Seed of the initial networks and of every step's latents (same seed, same run)."""
     init: str = ""
     """Start a fresh run from trained weights (the paper's §4.2 recipe: add the link to a
-    converged generator): a run directory, a checkpoint, a published file, or
-    ``base:NAME`` (``assets/NAME.safetensors``). Loads G, its EMA and D; counters,
-    optimizers and budgets start fresh. The model section must equal the weights' own."""
+    converged generator): a run directory, a checkpoint, a published or imported file, or
+    ``base:NAME`` (``assets/NAME.safetensors``). Loads G, its EMA and D; optimizers and
+    budgets start fresh. The model section comes from the weights: a preset names only
+    what it changes, and may change only the keys free on a fine-tune (docs/fine-tune.md);
+    any other model value must equal the weights' own."""
+    schedule_start: str = "checkpoint"
+    """With ``init``: ``checkpoint`` continues the kimg-driven schedules (EG3D rendering
+    resolution and D blur, the EMA ramp) where the weights left them (a checkpoint's images
+    seen, a published card's kimg, an NVIDIA file's ``network-snapshot-NNNNNN``);
+    ``zero`` restarts them. ``train.kimg`` always counts the new run's own images."""
     ema_kimg: float = 0.0
     """EMA half-life in kimg; 0 picks StyleGAN2-ADA's ``batch·10/32``."""
     ema_rampup: float = 0.05
@@ -375,6 +386,10 @@ def validate_config(cfg: Config) -> None:
     if cfg.train.compile not in COMPILE_MODES:
         raise ConfigError(
             f"train.compile: expected one of {', '.join(COMPILE_MODES)}, got {cfg.train.compile!r}"
+        )
+    if cfg.train.schedule_start not in ("checkpoint", "zero"):
+        raise ConfigError(
+            f"train.schedule_start: expected checkpoint or zero, got {cfg.train.schedule_start!r}"
         )
     if cfg.train.batch_gpu < 0:
         raise ConfigError(f"train.batch_gpu: must be >= 0, got {cfg.train.batch_gpu}")

@@ -18,7 +18,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG_SOURCE = Path(__file__).resolve().with_name("config.py")
+INIT_SOURCE = Path(__file__).resolve().with_name("init_config.py")
 EG3D_SOURCE = ROOT / "eg3d_link" / "options.py"
+FREE_NOTE = "*Free on a fine-tune* (`train.init`)."
 
 
 @dataclass
@@ -89,6 +91,19 @@ def dataclass_docs(path: str | Path) -> dict[str, ClassDoc]:
     return out
 
 
+def frozenset_constant(path: str | Path, name: str) -> frozenset[str]:
+    """The strings of a module-level ``NAME = frozenset({...})`` in ``path``, read with
+    :mod:`ast` (the keys a fine-tune may change: ``FREE_MODEL_KEYS``, ``FINETUNE_FREE``)."""
+    for node in ast.parse(Path(path).read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in node.targets
+        ):
+            call = node.value
+            if isinstance(call, ast.Call) and call.args:
+                return frozenset(ast.literal_eval(call.args[0]))
+    raise LookupError(f"{path}: no {name} = frozenset({{...}})")
+
+
 def config_sections() -> list[tuple[str, ClassDoc]]:
     """``(key, class docs)`` per section of ``Config`` in order, then ``model.extra (eg3d)``."""
     classes = dataclass_docs(CONFIG_SOURCE)
@@ -115,6 +130,9 @@ together:
 - **Overrides** `--set a.b=value` apply last; values are YAML (`--set 'link.maps={image: 1}'`).
 - **`linkgan config show PRESET [--set ...]`** prints the resolved config, the same text a run
   writes to `RUN/config.yaml`.
+- **Fine-tunes** (`train.init`) take the `model` section from the weights: a preset names only
+  what it changes, and the keys marked *free on a fine-tune* below; any other model key it
+  names must equal the weights' own (`linkgan train --dry-run` shows what came from where).
 - **Old keys** in stored configs (checkpoints, `assets/*.safetensors`, old presets) are
   migrated on read (`link_core.train.config_io.MIGRATIONS`): a moved key is carried to its
   new place; a removed key at its old default is dropped, any other value is an error that
@@ -129,6 +147,10 @@ def _cell(text: str) -> str:
 def config_markdown() -> str:
     """The text of ``docs/configs.md``."""
     lines = [INTRO]
+    free = {
+        "model": frozenset_constant(INIT_SOURCE, "FREE_MODEL_KEYS"),
+        "model.extra (eg3d)": frozenset_constant(EG3D_SOURCE, "FINETUNE_FREE"),
+    }
     for key, cls in config_sections():
         lines.append(f"## `{key}`\n")
         if key.startswith("model.extra"):
@@ -143,8 +165,9 @@ def config_markdown() -> str:
         lines.append("|---|---|---|---|")
         for f in cls.fields:
             default = f"`{f.default}`" if f.default else ""
+            doc = f"{f.doc} {FREE_NOTE}" if f.name in free.get(key, ()) else f.doc
             lines.append(
-                f"| `{f.name}` | `{_cell(f.type)}` | {_cell(default)} | {_cell(f.doc) or '–'} |"
+                f"| `{f.name}` | `{_cell(f.type)}` | {_cell(default)} | {_cell(doc) or '–'} |"
             )
         lines.append("")
     return "\n".join(lines)

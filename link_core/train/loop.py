@@ -152,6 +152,7 @@ class Trainer(Phases, RunState):
         self.pl_mean = torch.zeros((), device=self.device)
         self.step = 0
         self.images_seen = 0
+        self.kimg_offset = 0.0  # where the schedules start (train.init: the weights' kimg)
         self.elapsed = 0.0
         self.pending_fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
         self.sample_z = seeds_to_z(range(16), G.z_dim).to(self.device)
@@ -194,7 +195,7 @@ class Trainer(Phases, RunState):
         tc = self.cfg.train
         ema_nimg = (tc.ema_kimg or self.global_batch * 10 / 32) * 1000
         if tc.ema_rampup > 0:
-            ema_nimg = min(ema_nimg, self.images_seen * tc.ema_rampup)
+            ema_nimg = min(ema_nimg, self.schedule_kimg * 1000 * tc.ema_rampup)
         beta = 0.5 ** (self.global_batch / max(ema_nimg, 1e-8))
         with torch.no_grad():
             for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
@@ -231,11 +232,20 @@ class Trainer(Phases, RunState):
         return path
 
     # -- the loop -----------------------------------------------------------------------
-    def update_schedules(self) -> None:
-        """Let networks follow their kimg schedules (EG3D: rendering resolution, D blur)."""
-        kimg = self.images_seen / 1000
+    @property
+    def schedule_kimg(self) -> float:
+        """The kimg the schedules follow: this run's images plus where ``train.init`` left
+        them (``train.schedule_start``)."""
+        return self.kimg_offset + self.images_seen / 1000
+
+    def update_schedules(self) -> dict[str, float]:
+        """Let networks follow their kimg schedules (EG3D: rendering resolution, D blur);
+        returns what they set as ``Schedule/<name>`` log values, with the kimg they follow."""
+        kimg = self.schedule_kimg
+        values = {"Schedule/kimg": kimg}
         for net in (self.G, self.D, self.G_ema):
-            net.update_schedule(kimg)
+            values.update({f"Schedule/{k}": v for k, v in net.update_schedule(kimg).items()})
+        return values
 
     def _shrunk(self, shrink: int) -> int:
         """A lazy phase's global batch: ``batch / shrink``, at least one image per rank."""
@@ -294,6 +304,15 @@ class Trainer(Phases, RunState):
             desc="train",
             mininterval=1.0,
         )
+        # The first row: the schedules the first step follows (a fine-tune's continue
+        # where its weights left them: train.schedule_start).
+        schedules = self.update_schedules()
+        stats.write_row(self.images_seen, schedules)
+        if self.progress:
+            tqdm.write(
+                "schedules start at "
+                + ", ".join(f"{k.split('/')[1]} {v:g}" for k, v in schedules.items())
+            )
         last_ckpt = time.monotonic()
         tick_start, tick_images = time.monotonic(), self.images_seen
         try:
@@ -328,7 +347,9 @@ class Trainer(Phases, RunState):
                 if self.step % tc.log_every_steps == 0:
                     now = time.monotonic()
                     spk = (now - tick_start) / max((self.images_seen - tick_images) / 1000, 1e-9)
-                    means = stats.flush(self.images_seen, {"Timing/s_per_kimg": spk})
+                    means = stats.flush(
+                        self.images_seen, {"Timing/s_per_kimg": spk, **self.update_schedules()}
+                    )
                     tick_start, tick_images = now, self.images_seen
                     bar.n = min(1000, int(self.budget_fraction() * 1000))
                     bar.set_postfix_str(progress_postfix(self.images_seen, means), refresh=False)

@@ -32,6 +32,7 @@ class RunState:
     device: torch.device
     step: int
     images_seen: int
+    kimg_offset: float
     elapsed: float
     pl_mean: torch.Tensor
     next_sample_kimg: float
@@ -42,6 +43,7 @@ class RunState:
         return {
             "step": self.step,
             "images_seen": self.images_seen,
+            "kimg_offset": self.kimg_offset,
             "elapsed": self.elapsed,
             "next_sample_kimg": self.next_sample_kimg,
             "next_metric_kimg": self.next_metric_kimg,
@@ -118,6 +120,7 @@ class RunState:
         counters = meta["counters"]
         self.step = int(counters["step"])
         self.images_seen = int(counters["images_seen"])
+        self.kimg_offset = float(counters.get("kimg_offset", 0.0))
         self.elapsed = float(counters["elapsed"])
         self.next_sample_kimg = float(counters.get("next_sample_kimg", 0.0))
         self.next_metric_kimg = float(counters.get("next_metric_kimg", 0.0))
@@ -127,8 +130,9 @@ class RunState:
     def load_weights(self, path: str | Path) -> None:
         """Initialize G, G_ema and D from trained weights (``train.init``): a checkpoint
         (G, G_ema, D) or a published base (G_ema and D; G starts as the EMA). Optimizers,
-        counters and RNG states stay fresh: this starts a new run."""
-        tensors, _ = ckpt.read_file(path, prefixes=("G", "G_ema", "D"))
+        counters and RNG states stay fresh: this starts a new run, whose schedules start at
+        the weights' kimg unless ``train.schedule_start`` is ``zero``."""
+        tensors, meta = ckpt.read_file(path, prefixes=("G", "G_ema", "D"))
         g = ckpt.split_prefix(tensors, "G") or ckpt.split_prefix(tensors, "G_ema")
         ema = ckpt.split_prefix(tensors, "G_ema") or g
         d = ckpt.split_prefix(tensors, "D")
@@ -141,3 +145,5 @@ class RunState:
         ckpt.load_module(self.G_ema, ema, f"{path} (G_ema)")
         ckpt.load_module(self.D, d, f"{path} (D)")
         self.link.start_from_base([self.G, self.G_ema])
+        if self.cfg.train.schedule_start == "checkpoint":
+            self.kimg_offset = ckpt.weights_kimg(meta) or 0.0

@@ -202,6 +202,22 @@ def save_base_weights(
     return atomic_save(tensors, {"config": config, "card": card}, path)
 
 
+def weights_kimg(meta: dict[str, Any]) -> float | None:
+    """How far training had come when these weights were saved, in kimg (None: unknown): a
+    checkpoint's images seen plus the kimg its run started at, or a published or imported
+    card's ``kimg_total`` / ``kimg``."""
+    counters = meta.get("counters")
+    if isinstance(counters, dict) and "images_seen" in counters:
+        return float(counters.get("kimg_offset", 0.0)) + counters["images_seen"] / 1000
+    card = meta.get("card")
+    if isinstance(card, dict):
+        for key in ("kimg_total", "kimg"):
+            value = card.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+                return float(value)
+    return None
+
+
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
     """Checkpoints of a run, oldest first (names sort by images seen)."""
     folder = Path(run_dir) / "checkpoints"

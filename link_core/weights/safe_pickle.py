@@ -96,8 +96,36 @@ def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
-def _easydict(*args: Any, **kwargs: Any) -> dict:
-    return dict(*args, **kwargs)
+class EasyDict(dict):
+    """Stand-in for ``dnnlib.util.EasyDict`` (a dict subclass their configs and kwargs use).
+
+    Pickle rebuilds it with NEWOBJ (``cls.__new__(cls)``), then SETITEMS and maybe BUILD;
+    a plain dict subclass takes all three and stays a dict for every reader. Attribute
+    access is not offered: nothing here needs it, and BUILD state lands in ``__dict__``.
+    """
+
+
+# Scalar kinds a snapshot may hold (bool, ints, floats, complex): never objects or voids,
+# whose bytes could stand for pointers or nested records.
+_SCALAR_KINDS = frozenset("biufc")
+
+
+def _numpy_dtype(spec: Any, align: Any = False, copy: Any = False) -> np.dtype:
+    # numpy pickles a dtype as numpy.dtype('f8', False, True) + BUILD(state); only a type
+    # code string is accepted, and BUILD (dtype.__setstate__) sets byte order etc. in C.
+    if not isinstance(spec, str):
+        raise CheckpointError(f"numpy dtype from {type(spec).__name__} (expected a type code)")
+    return np.dtype(spec, align=bool(align), copy=bool(copy))
+
+
+def _numpy_scalar(dtype: Any, data: Any = None) -> np.generic:
+    """``numpy._core.multiarray.scalar(dtype, bytes)`` as a plain numeric numpy scalar: the
+    bytes are read with ``np.frombuffer`` for a checked numeric dtype, nothing else."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in _SCALAR_KINDS or dtype.hasobject:
+        raise CheckpointError(f"numpy scalar of dtype {dtype!r} (only numbers are read)")
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise CheckpointError(f"numpy scalar: {dtype} needs {dtype.itemsize} bytes")
+    return np.frombuffer(data, dtype=dtype, count=1)[0]
 
 
 def _numpy_reconstruct(cls: Any, shape: Any, dtype: Any) -> np.ndarray:
@@ -117,11 +145,12 @@ _ALLOWED: dict[str, dict[str, Any]] = {
     "collections": {"OrderedDict": collections.OrderedDict},
     "_codecs": {"encode": _latin1_bytes},
     "builtins": {"object": object, "set": set, "frozenset": frozenset},
-    "dnnlib.util": {"EasyDict": _easydict},
-    "dnnlib": {"EasyDict": _easydict},
-    "numpy.core.multiarray": {"_reconstruct": _numpy_reconstruct, "scalar": None},
-    "numpy._core.multiarray": {"_reconstruct": _numpy_reconstruct, "scalar": None},
-    "numpy": {"ndarray": np.ndarray, "dtype": np.dtype},
+    "dnnlib.util": {"EasyDict": EasyDict},
+    "dnnlib": {"EasyDict": EasyDict},
+    # numpy 1.x files name numpy.core, numpy 2.x numpy._core (e.g. bias_act's gains).
+    "numpy.core.multiarray": {"_reconstruct": _numpy_reconstruct, "scalar": _numpy_scalar},
+    "numpy._core.multiarray": {"_reconstruct": _numpy_reconstruct, "scalar": _numpy_scalar},
+    "numpy": {"ndarray": np.ndarray, "dtype": _numpy_dtype},
 }
 # Modules whose *classes* may be named (as plain records) but never imported.
 _RECORD_MODULES = ("torch.nn.modules.", "training.", "torch_utils.")

@@ -4,11 +4,16 @@ keys free on a fine-tune, and the kimg schedules continue where the weights left
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
 from conftest import HEADS_3D
 
+from link_core.data.write import write_dataset_zip
 from link_core.errors import ConfigError
+from link_core.synth import SynthDataset, ToyFaces
+from link_core.train.config import load_config
 from link_core.train.init_config import init_model_config
 from link_core.weights import checkpoint as ckpt
 from linkgan import api
@@ -24,6 +29,8 @@ WEIGHTS_MODEL = {
 }
 EXTRA_DEFAULTS = {"plane_axes": "xy-xz-zy", "render_resolution": 32, "clamp_box": True}
 FREE = {"render_resolution"}
+ROOT = Path(__file__).resolve().parent.parent
+NVIDIA_W = 512  # the w width the paper presets' axes are written for
 
 
 def _resolve(given: dict, from_set: dict | None = None):
@@ -123,3 +130,84 @@ def test_dry_run_shows_where_each_model_key_came_from(scheduled_base, tmp_path, 
     assert "extra.num_fine: 4  [--set]" in out and "extra.plane_resolution: 16  [checkpoint]" in out
     assert "schedules start at kimg 0.008, render_resolution 12, blur_sigma 2" in out
     assert not (tmp_path / "r").exists()  # a dry run writes nothing
+
+
+# -- the paper presets, fine-tuning weights written by NVIDIA's own code ----------------------
+
+
+class _Labelled(torch.utils.data.Dataset):
+    """Toy faces with a random ``dim``-float label each (NVIDIA's conditional fixture)."""
+
+    def __init__(self, resolution: int, dim: int, n: int = 8):
+        self.faces = ToyFaces(resolution, num_images=n)
+        self.labels = torch.randn(n, dim, generator=torch.Generator().manual_seed(0))
+        self.label_dim = dim
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.faces[i], "label": self.labels[i]}
+
+
+@pytest.fixture(scope="module")
+def nvidia_weights(tmp_path_factory):
+    """NVIDIA's StyleGAN2-ADA (64², conditional) and EG3D (128²) fixtures, pickled in their
+    layout and imported, with a small data set each at their resolution."""
+    from test_import import _import_nv_fixture
+
+    out = {}
+    for name, kind in (("sg2-64", "stylegan2"), ("eg3d-tiny", "eg3d")):
+        folder = tmp_path_factory.mktemp(name)
+        card, weights, layout, _, _ = _import_nv_fixture(folder, name)
+        _, cfg = api.load_generator(weights)
+        if kind == "eg3d":
+            data = SynthDataset("heads", num=4, resolution=cfg.model.resolution)
+        else:
+            data = _Labelled(cfg.model.resolution, cfg.model.c_dim)
+        out[kind] = (weights, write_dataset_zip(data, folder / "data.zip"), card["kimg"])
+    return out
+
+
+PAPER_PRESETS = sorted(
+    p for p in (ROOT / "configs").glob("*.yaml") if "extends: finetune_" in p.read_text()
+)
+
+
+def test_every_paper_preset_fine_tunes_from_an_imported_snapshot(nvidia_weights, tmp_path):
+    """Each paper-scale preset, as written, takes one step from NVIDIA-written weights: only
+    its data, its budget, and sizes that keep the step short on a CPU are set."""
+    assert len(PAPER_PRESETS) >= 10
+    for path in PAPER_PRESETS:
+        kind = "eg3d" if "finetune_eg3d" in path.read_text() else "stylegan2"
+        weights, data, kimg = nvidia_weights[kind]
+        sets = [
+            f"train.init={weights}",
+            f"data.path={data}",
+            "train.batch=4",
+            "train.kimg=0.004",
+            "train.device=cpu",
+            "train.ckpt_every_minutes=100",
+            "data.xflip=false",
+        ]
+        if kind == "eg3d":  # free on a fine-tune: fewer samples per ray
+            sets += ["model.extra.num_coarse=6", "model.extra.num_fine=6"]
+            if path.stem != "eg3d_ffhq512_eyes":  # and coarser renders but for one preset
+                sets += ["model.extra.render_resolution=16"]
+        # The fixture's w is narrower than NVIDIA's 512: each link keeps its region and its
+        # share of w's axes.
+        w_dim = api.load_generator(weights)[0].w_dim
+        links = [
+            {**link, "axes": [a * w_dim // NVIDIA_W for a in link["axes"]]}
+            for link in load_config(path).link.links
+        ]
+        sets.append(f"link.links={json.dumps(links)}")
+        run = tmp_path / path.stem
+        result = api.train(run, path, sets, progress=False)
+        assert result.images_seen == 4, path.name
+        first = _first_row(run)
+        assert first["Schedule/kimg"] == kimg  # the snapshot's, from its file name
+        if kind == "eg3d":  # the snapshot's rendering resolution and NVIDIA's blur at its kimg
+            res = 32 if path.stem == "eg3d_ffhq512_eyes" else 16
+            assert first["Schedule/render_resolution"] == res
+            assert first["Schedule/blur_sigma"] == pytest.approx(10 * (1 - kimg / 200))

@@ -49,6 +49,18 @@ def scheduled_render_resolution(opts: EG3DOptions, kimg: float) -> int:
     return int(round(res / 2)) * 2
 
 
+def _mirror_schedule(module: nn.Module, _keys: object) -> None:
+    """After ``load_state_dict``: the Python mirror of the rendering-resolution buffer follows
+    it (one read per load, not per forward)."""
+    module._render_res = int(module.render_resolution)
+
+
+def _mirror_d_schedule(module: nn.Module, keys: object) -> None:
+    """:func:`_mirror_schedule` for the discriminator, with its blur."""
+    _mirror_schedule(module, keys)
+    module._blur_sigma = float(module.blur_sigma)
+
+
 def sample_triplanes(
     planes: torch.Tensor, points: torch.Tensor, box_size: float, axes: str = "xy-xz-zy"
 ) -> torch.Tensor:
@@ -232,8 +244,11 @@ class TriplaneGenerator(nn.Module):
             if opts.sr_factor > 1
             else None
         )
-        # A buffer, so checkpoints and the EMA copy carry the scheduled value.
+        # A buffer, so checkpoints and the EMA copy carry the scheduled value; its Python
+        # mirror is what forward reads (reading a CUDA buffer would sync every call).
         self.register_buffer("render_resolution", torch.tensor(opts.render_resolution))
+        self._render_res = int(opts.render_resolution)
+        self.register_load_state_dict_post_hook(_mirror_schedule)
         # Memory controls (run-time settings, not architecture): rays per chunk (0: all at
         # once while training, INFERENCE_RAY_CHUNK pixels' worth without gradients) and
         # activation checkpointing of the renderer (recompute each chunk in backward).
@@ -245,6 +260,7 @@ class TriplaneGenerator(nn.Module):
         """EG3D's neural-rendering-resolution fade (constant without a final resolution)."""
         res = scheduled_render_resolution(self.opts, kimg)
         self.render_resolution.fill_(res)  # a Python number: no device sync per step
+        self._render_res = res
         return {"render_resolution": float(res)}
 
     # -- interface --------------------------------------------------------------------
@@ -324,7 +340,7 @@ class TriplaneGenerator(nn.Module):
         if c is None or c.shape[-1] != CAMERA_DIM:
             raise ValueError(f"synthesis: expected camera labels c [B, {CAMERA_DIM}]")
         B = ws.shape[0]
-        res = int(render_resolution or self.render_resolution)
+        res = int(render_resolution or self._render_res)
         planes = self.planes(ws, noise_mode)
         origins, dirs = ray_bundle(c.to(ws.dtype), res)
         out = self._render(planes, origins, dirs, deterministic=noise_mode != "random")
@@ -463,13 +479,17 @@ class DualDiscriminator(nn.Module):
         )
         self.register_buffer("render_resolution", torch.tensor(opts.render_resolution))
         self.register_buffer("blur_sigma", torch.tensor(float(opts.blur_sigma)))
+        # Python mirrors of the buffers for forward (no device sync per call).
+        self._render_res, self._blur_sigma = int(opts.render_resolution), float(opts.blur_sigma)
+        self.register_load_state_dict_post_hook(_mirror_d_schedule)
 
     def update_schedule(self, kimg: float) -> dict[str, float]:
         o = self.opts
-        self.render_resolution.fill_(scheduled_render_resolution(o, kimg))
         fade = 0.0 if o.blur_fade_kimg <= 0 else max(0.0, 1.0 - kimg / o.blur_fade_kimg)
         sigma = o.blur_sigma * fade
+        self.render_resolution.fill_(scheduled_render_resolution(o, kimg))
         self.blur_sigma.fill_(sigma)
+        self._render_res, self._blur_sigma = scheduled_render_resolution(o, kimg), sigma
         return {"blur_sigma": sigma}
 
     def forward(self, outputs: dict[str, torch.Tensor], c: torch.Tensor | None = None):
@@ -478,12 +498,12 @@ class DualDiscriminator(nn.Module):
         if self.opts.dual_d:
             raw = outputs.get("image_raw")
             if raw is None:
-                r = int(self.render_resolution)
+                r = self._render_res
                 raw = img if r == img.shape[-1] else F.interpolate(img, size=(r, r), mode="area")
             if raw.shape[-2:] != img.shape[-2:]:
                 raw = F.interpolate(raw, size=img.shape[-2:], mode="bilinear", align_corners=False)
             x = torch.cat([img, raw], 1)
-        sigma = float(self.blur_sigma)
+        sigma = self._blur_sigma
         if sigma > 0:
             x = gaussian_blur(x, sigma)
         return self.net({"image": x}, c)

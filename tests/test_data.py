@@ -166,6 +166,20 @@ def test_round_trip_labels_and_xflip(tmp_path):
     assert torch.equal(ds[5]["label"], ds[2]["label"])
     assert torch.equal(ds[5]["image"], ds[2]["image"].flip(-1))
     assert not ImageFolderDataset(out, use_labels=False, use_masks=False).has_masks
+    # Labels alone (what training draws for its fakes) without decoding the images.
+    ds._load = None  # a label read that decoded an image would fail here
+    assert torch.equal(ds.label(2), torch.tensor([2, 0.5, -1.0]))
+    assert torch.equal(ds.label(5), ds.label(2)) and torch.equal(ds.label(-1), ds.label(2))
+
+
+def test_labels_alone_equal_the_items_labels_mirrored_cameras_included(tmp_path):
+    from link_core.synth import SynthDataset
+
+    synth = SynthDataset("heads", num=3, resolution=16)
+    out = write_dataset_zip(synth, tmp_path / "heads.zip")
+    for ds in (synth, ImageFolderDataset(out, xflip=True), ToyFaces(16, num_images=2)):
+        for i in range(len(ds)):
+            assert torch.equal(ds.label(i), ds[i]["label"]), (type(ds).__name__, i)
 
 
 def test_class_index_labels_one_hot_and_grayscale(tmp_path):

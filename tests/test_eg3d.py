@@ -136,6 +136,21 @@ def test_schedules_fade_render_resolution_and_blur():
     assert out["image_raw"].shape[-1] == 12 and out["image"].shape[-1] == 16
     state = G.state_dict()
     assert int(state["render_resolution"]) == 12  # checkpoints carry the schedule
+    # Loaded into fresh networks (at the schedules' start), forward follows the loaded values.
+    D.update_schedule(1.0)  # blur 1.5
+    _, G2, D2 = tiny(
+        "model.extra.render_resolution_final=16",
+        "model.extra.render_resolution_fade_kimg=10",
+        "model.extra.blur_sigma=2.0",
+        "model.extra.blur_fade_kimg=4",
+    )
+    G2.load_state_dict(state)
+    D2.load_state_dict(D.state_dict())
+    with torch.no_grad():
+        ws = G.mapping(torch.randn(1, G.z_dim), c)
+        out = G2.synthesis(ws, c, noise_mode="const")
+        assert out["image_raw"].shape[-1] == 12
+        assert torch.equal(D2(out, c), D(out, c)) and D2._blur_sigma == 1.5
 
 
 def test_gaussian_blur_preserves_mean_and_smooths():

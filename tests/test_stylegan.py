@@ -243,3 +243,22 @@ def test_style_init_scales_only_the_style_affines():
     for name in pa:
         factor = 0.1 if name in affines else 1.0
         assert torch.allclose(pb[name], pa[name] * factor), name
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_depthwise_and_folded_fir_give_the_same_values_and_gradients(transpose):
+    """The CPU's depthwise FIR and the GPU's folded one: same outputs, gradients and R1's
+    second-order gradients (conv_per_channel picks one by device)."""
+    from stylegan_link.resample import conv_depthwise, conv_folded, fir_kernel
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 12, 12, dtype=torch.float64, requires_grad=True)
+    k = fir_kernel(4.0 if transpose else 1.0, dtype=torch.float64)
+    results = []
+    for conv in (conv_folded, conv_depthwise):
+        y = conv(x, k, transpose, stride=2, padding=1)
+        (g,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        (gg,) = torch.autograd.grad(g.square().sum(), x)
+        results.append((y, g, gg))
+    for a, b in zip(*results, strict=True):
+        assert torch.allclose(a, b, atol=1e-12)

@@ -185,3 +185,22 @@ def test_link_mse_is_logged_during_training(tmp_path, tiny_overrides, enabled):
     measured = [r for r in rows if "Link/left_eye/image/edit_in" in r]
     assert [r["kimg"] for r in measured] == [0.004, 0.008, 0.016, 0.024]  # first step, every 8
     assert all(r["Link/left_eye/image/out_over_in"] >= 0 for r in measured)
+
+
+def test_a_deferred_finite_check_names_the_term_at_the_tick(tmp_path, tiny_overrides):
+    """On a GPU the loss is checked once per tick (no host sync per phase): a NaN since the
+    last tick stops the run naming the term whose running sum went non-finite."""
+    from link_core.errors import TrainingDiverged
+    from link_core.train.stats import StatsLog
+    from linkgan.build import build_trainer
+
+    trainer = build_trainer(tmp_path / "r", None, [*tiny_overrides, "train.kimg=1"], False, False)
+    stats = StatsLog(tmp_path, tensorboard=False)
+    stats.add("Loss/G/adv", torch.tensor(0.5))
+    trainer.pending_finite = torch.tensor(True)
+    trainer.raise_if_diverged(stats)  # all finite: nothing happens, the flag is consumed
+    assert trainer.pending_finite is None
+    stats.add("Loss/D/loss", torch.tensor(float("nan")))
+    trainer.pending_finite = torch.tensor(True) & torch.tensor(False)
+    with pytest.raises(TrainingDiverged, match=r"^Loss/D/loss is nan at step 0"):
+        trainer.raise_if_diverged(stats)

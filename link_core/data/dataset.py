@@ -121,6 +121,23 @@ class LinkDataset(Dataset):
     def _load(self, raw_index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         raise NotImplementedError
 
+    def _raw_label(self, raw_index: int) -> np.ndarray:
+        """The label of raw item ``raw_index``; subclasses that keep labels apart from the
+        images override this so that :meth:`label` decodes nothing."""
+        return self._load(raw_index)[2]
+
+    def label(self, index: int) -> torch.Tensor:
+        """Item ``index``'s label (float32 ``[label_dim]``, mirrored with its image) without
+        decoding the image where the subclass can (training draws a label per fake)."""
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        flip = index >= self.num_raw
+        label = np.asarray(self._raw_label(index - self.num_raw if flip else index), np.float32)
+        if flip and self.label_dim == CAMERA_LABEL_DIM:
+            label = mirror_camera_label(label)
+        return torch.from_numpy(label.copy())
+
     def __getitem__(self, index: int) -> Item:
         """Item ``index``: see the module docstring for the dict's keys and shapes."""
         index = int(index)

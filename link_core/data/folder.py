@@ -331,6 +331,9 @@ class ImageFolderDataset(LinkDataset):
                 )
         return image, mask
 
+    def _raw_label(self, raw_index: int) -> np.ndarray:
+        return self._labels[raw_index] if self._labels is not None else np.zeros(0, np.float32)
+
     def _load(self, raw_index: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         image, mask = self._load_checked(raw_index)
         label = self._labels[raw_index] if self._labels is not None else np.zeros(0, np.float32)

@@ -68,9 +68,10 @@ class SynthDataset(LinkDataset):
         self.cache_all = int(num) * per_item <= self._CACHE_LIMIT_BYTES
         self._cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
 
-    def label(self, index: int) -> torch.Tensor:
-        """Camera of item ``index`` (float32 ``[25]``) without rendering it."""
-        return item_label(index, self.seed, self.cameras, self.pitch_range_deg, self.kind)
+    def _raw_label(self, raw_index: int) -> np.ndarray:
+        """Camera of item ``raw_index`` (float32 ``[25]``) without rendering it."""
+        label = item_label(raw_index, self.seed, self.cameras, self.pitch_range_deg, self.kind)
+        return label.numpy()
 
     def _spec(self, b: int) -> tuple[str, int, str, float, int, int, int]:
         """Arguments of :func:`_render_batch` for batch ``b`` (picklable, for workers)."""

@@ -100,6 +100,8 @@ class Trainer(Phases, RunState):
         self.run_dir = Path(run_dir)
         self.dist = dist or DistInfo()
         self.device = resolve_device(cfg.train.device, self.dist.local_rank)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: pick the fastest kernels once
         if cfg.train.num_threads > 0:
             torch.set_num_threads(cfg.train.num_threads)
         self.G = G.to(self.device).train()
@@ -140,21 +142,23 @@ class Trainer(Phases, RunState):
         if lc.pl_weight > 0:
             g_intervals.append(lc.pl_interval)
         betas = (tc.beta1, tc.beta2)
-        self.opt_G = make_adam(G.parameters(), tc.lr_g, betas, lazy_ratio(g_intervals))
+        fused = self.device.type == "cuda"
+        self.opt_G = make_adam(G.parameters(), tc.lr_g, betas, lazy_ratio(g_intervals), fused)
         # link.adam: own — the link phase steps a second Adam (its moments see only link
         # gradients), so a strong link no longer shrinks the main steps through G's RMS.
         self.opt_link = (
-            make_adam(G.parameters(), tc.lr_g * self.link.lr_gain, betas, 1.0)
+            make_adam(G.parameters(), tc.lr_g * self.link.lr_gain, betas, 1.0, fused)
             if self.link.own_adam
             else None
         )
-        self.opt_D = make_adam(D.parameters(), tc.lr_d, betas, lazy_ratio([lc.r1_interval]))
+        self.opt_D = make_adam(D.parameters(), tc.lr_d, betas, lazy_ratio([lc.r1_interval]), fused)
         self.pl_mean = torch.zeros((), device=self.device)
         self.step = 0
         self.images_seen = 0
         self.kimg_offset = 0.0  # where the schedules start (train.init: the weights' kimg)
         self.elapsed = 0.0
         self.pending_fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
+        self.pending_finite: torch.Tensor | None = None  # GPU: checked once per tick
         self.sample_z = seeds_to_z(range(16), G.z_dim).to(self.device)
         self.sample_c = self._sample_labels(16, torch.Generator().manual_seed(0))
         self.next_sample_kimg = 0.0
@@ -179,7 +183,9 @@ class Trainer(Phases, RunState):
         if self.G.c_dim == 0:
             return torch.zeros(n, 0, device=self.device)
         idx = torch.randint(len(self.dataset), (n,), generator=generator)
-        return torch.stack([self.dataset[int(i)]["label"] for i in idx]).to(self.device)
+        # Labels only: decoding each image just to read its label cost more than the step's
+        # data loading on large images.
+        return torch.stack([self.dataset.label(int(i)) for i in idx]).to(self.device)
 
     def _mapping(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """Map z with style mixing (StyleGAN2: one cutoff per batch)."""
@@ -198,8 +204,8 @@ class Trainer(Phases, RunState):
             ema_nimg = min(ema_nimg, self.schedule_kimg * 1000 * tc.ema_rampup)
         beta = 0.5 ** (self.global_batch / max(ema_nimg, 1e-8))
         with torch.no_grad():
-            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
-                p_ema.copy_(p.detach().lerp(p_ema, beta))
+            # One multi-tensor op: ema = beta·ema + (1 − beta)·p for every parameter.
+            torch._foreach_lerp_(list(self.G_ema.parameters()), list(self.G.parameters()), 1 - beta)
             for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
                 b_ema.copy_(b.detach())
 
@@ -345,23 +351,28 @@ class Trainer(Phases, RunState):
                         stats.write_row(self.images_seen, self.measure_links())
                     self.next_metric_kimg += every
                 if self.step % tc.log_every_steps == 0:
+                    self.raise_if_diverged(stats)
                     now = time.monotonic()
-                    spk = (now - tick_start) / max((self.images_seen - tick_images) / 1000, 1e-9)
-                    means = stats.flush(
-                        self.images_seen, {"Timing/s_per_kimg": spk, **self.update_schedules()}
-                    )
+                    seconds, images = now - tick_start, self.images_seen - tick_images
+                    timing = {
+                        "Timing/s_per_kimg": seconds / max(images / 1000, 1e-9),
+                        "Timing/img_per_s": images / max(seconds, 1e-9),
+                    }
+                    means = stats.flush(self.images_seen, {**timing, **self.update_schedules()})
                     tick_start, tick_images = now, self.images_seen
                     bar.n = min(1000, int(self.budget_fraction() * 1000))
                     bar.set_postfix_str(progress_postfix(self.images_seen, means), refresh=False)
                     bar.refresh()
                 kimg_due = tc.ckpt_every_kimg > 0 and self.images_seen / 1000 >= self.next_ckpt_kimg
                 if kimg_due or timed_ckpt:
+                    self.raise_if_diverged(stats)
                     self.save_checkpoint()
                     last_ckpt = time.monotonic()
                     while tc.ckpt_every_kimg > 0 and self.next_ckpt_kimg <= self.images_seen / 1000:
                         self.next_ckpt_kimg += tc.ckpt_every_kimg
         finally:
             bar.close()
+        self.raise_if_diverged(stats)
         if stats.sums:
             stats.flush(self.images_seen, {})
         stats.close()

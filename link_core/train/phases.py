@@ -14,7 +14,6 @@ and steps its optimizer once.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -68,6 +67,7 @@ class Phases:
     r1_gamma: float
     pl_mean: torch.Tensor
     pending_fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None
+    pending_finite: torch.Tensor | None
 
     def _micro(self, n: int) -> list[tuple[slice, float]]:
         """Micro-batches of ``n`` local samples (``train.batch_gpu``; all at once when 0):
@@ -77,12 +77,34 @@ class Phases:
 
     def _check_finite(self, loss: torch.Tensor, stats: StatsLog) -> None:
         """Stop on a NaN / Inf loss (on any rank) with the term that went first (the values
-        this micro-batch logged), writing nothing."""
-        if all_true(bool(torch.isfinite(loss.detach()).all()), self.dist, self.device):
+        this micro-batch logged), writing nothing. On a GPU the check is deferred to the next
+        tick (:meth:`raise_if_diverged`): reading the flag every phase would make the host
+        wait for the GPU; the weights it may have spoiled meanwhile are never checkpointed."""
+        flag = torch.isfinite(loss.detach()).all()
+        if self.device.type == "cuda":
+            self.pending_finite = (
+                flag if self.pending_finite is None else self.pending_finite & flag
+            )
             return
-        bad = [k for k, v in stats.current.items() if not math.isfinite(v)]
+        if all_true(bool(flag), self.dist, self.device):
+            return
+        bad = stats.nonfinite(stats.current)
         term = bad[0] if bad else "the phase's total loss"
-        value = stats.current.get(term, float(loss.detach()))
+        value = float(stats.current.get(term, loss.detach()))
+        self._diverged(term, value)
+
+    def raise_if_diverged(self, stats: StatsLog) -> None:
+        """The deferred check of :meth:`_check_finite`: the first term whose running sum since
+        the last tick is NaN / Inf."""
+        if self.pending_finite is None:
+            return
+        flag, self.pending_finite = self.pending_finite, None
+        if not all_true(bool(flag), self.dist, self.device):  # every rank ticks together
+            bad = stats.nonfinite()
+            term = bad[0] if bad else "the phase's total loss"
+            self._diverged(term, float(stats.sums[term]) if bad else float("nan"))
+
+    def _diverged(self, term: str, value: float) -> None:
         last = ckpt.list_checkpoints(self.run_dir)
         raise TrainingDiverged(
             f"{term} is {value} at step {self.step} (kimg {self.images_seen / 1000:.3f}): "

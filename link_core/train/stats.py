@@ -4,6 +4,7 @@ TensorBoard (``Loss/link/eyes/image/out``, ``Loss/D/r1``, ``Timing/s_per_kimg``)
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -18,10 +19,12 @@ class StatsLog:
         self.path = run_dir / "stats.jsonl"
         self.dist = dist or DistInfo()
         tensorboard = tensorboard and self.dist.is_main
-        self.sums: dict[str, float] = {}
+        # Sums stay tensors on the device until a tick reads them: adding a GPU value as a
+        # Python float would wait for the GPU once per term and step.
+        self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
         self.last: dict[str, float] = {}
-        self.current: dict[str, float] = {}
+        self.current: dict[str, torch.Tensor] = {}
         """Values added since :meth:`begin_phase` (to name a term that went NaN / Inf)."""
         self.writer = None
         if tensorboard:
@@ -36,13 +39,18 @@ class StatsLog:
         self.current.clear()
 
     def add(self, name: str, value: torch.Tensor | float) -> None:
-        v = float(value.detach()) if torch.is_tensor(value) else float(value)
+        v = value.detach().float() if torch.is_tensor(value) else torch.tensor(float(value))
         self.current[name] = v
-        self.sums[name] = self.sums.get(name, 0.0) + v
+        self.sums[name] = self.sums[name] + v if name in self.sums else v.clone()
         self.counts[name] = self.counts.get(name, 0) + 1
 
+    def nonfinite(self, values: dict[str, torch.Tensor] | None = None) -> list[str]:
+        """Names whose value (default: the running sums) is NaN or Inf (reads them)."""
+        values = self.sums if values is None else values
+        return [k for k, v in values.items() if not math.isfinite(float(v))]
+
     def flush(self, images_seen: int, extra: dict[str, float]) -> dict[str, float]:
-        means = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        means = {k: float(self.sums[k]) / self.counts[k] for k in self.sums}
         means = mean_over_ranks(means, self.dist)  # every rank logs the same phases
         means.update(extra)
         self.sums.clear()
@@ -70,7 +78,11 @@ class StatsLog:
 
 
 def progress_postfix(images_seen: int, means: dict[str, float]) -> str:
-    parts = [f"kimg {images_seen / 1000:.1f}", f"{means.get('Timing/s_per_kimg', 0):.1f}s/kimg"]
+    parts = [
+        f"kimg {images_seen / 1000:.1f}",
+        f"{means.get('Timing/img_per_s', 0):.1f} img/s",
+        f"{means.get('Timing/s_per_kimg', 0):.1f}s/kimg",
+    ]
     for key, label in (("Loss/G/adv", "G"), ("Loss/D/loss", "D"), ("Loss/link/total", "link")):
         if key in means:
             parts.append(f"{label} {means[key]:.3f}")

@@ -44,6 +44,8 @@ from safetensors.torch import save_file
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from nvlabs_settings import eg3d_ffhq_rendering_kwargs  # noqa: E402
+
 from link_core.data.cameras import CameraSpec, orbit_labels  # noqa: E402
 from link_core.weights import checkpoint as ckpt  # noqa: E402
 from linkgan.build import build_networks, load_generator  # noqa: E402
@@ -157,28 +159,7 @@ def eg3d_kwargs(dnnlib: Any, spec: dict) -> tuple[Any, Any, Any]:
     G_kwargs.class_name = "training.triplane.TriPlaneGenerator"
     G_kwargs.fused_modconv_default = "inference_only"
     D_kwargs.disc_c_noise = 0
-    rendering = {
-        "image_resolution": res,
-        "disparity_space_sampling": False,
-        "clamp_mode": "softplus",
-        "superresolution_module": sr_module,
-        "c_gen_conditioning_zero": False,
-        "gpc_reg_prob": 0.5,
-        "c_scale": 1.0,
-        "superresolution_noise_mode": "none",
-        "density_reg": 0.25,
-        "density_reg_p_dist": 0.004,
-        "reg_type": "l1",
-        "decoder_lr_mul": 1.0,
-        "sr_antialias": True,
-        "depth_resolution": spec["samples"],
-        "depth_resolution_importance": spec["samples"],
-        "ray_start": 2.25,
-        "ray_end": 3.3,
-        "box_warp": 1,
-        "avg_camera_radius": 2.7,
-        "avg_camera_pivot": [0, 0, 0.2],
-    }
+    rendering = eg3d_ffhq_rendering_kwargs(res, spec["samples"], sr_module)
     G_kwargs.rendering_kwargs = rendering
     G_kwargs.sr_num_fp16_res = 4
     G_kwargs.sr_kwargs = dnnlib.EasyDict(

@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nvlabs_settings import eg3d_ffhq_rendering_kwargs
+
 ROOT = Path(__file__).resolve().parent.parent
 TAG = "@@PARITY "
 """Prefix of the protocol lines a worker prints (their code prints too; other lines go to
@@ -445,28 +447,7 @@ class Theirs(Side):
             512: "training.superresolution.SuperresolutionHybrid8XDC",
             256: "training.superresolution.SuperresolutionHybrid4X",
         }.get(nv["res"], "training.superresolution.SuperresolutionHybrid2X")
-        rendering = {
-            "image_resolution": nv["res"],
-            "disparity_space_sampling": False,
-            "clamp_mode": "softplus",
-            "superresolution_module": sr,
-            "c_gen_conditioning_zero": False,
-            "gpc_reg_prob": 0.5,
-            "c_scale": 1.0,
-            "superresolution_noise_mode": "none",
-            "density_reg": 0.25,
-            "density_reg_p_dist": 0.004,
-            "reg_type": "l1",
-            "decoder_lr_mul": 1.0,
-            "sr_antialias": True,
-            "depth_resolution": nv["samples"],
-            "depth_resolution_importance": nv["samples"],
-            "ray_start": 2.25,
-            "ray_end": 3.3,
-            "box_warp": 1,
-            "avg_camera_radius": 2.7,
-            "avg_camera_pivot": [0, 0, 0.2],
-        }
+        rendering = eg3d_ffhq_rendering_kwargs(nv["res"], nv["samples"], sr)
         G_kwargs = E(
             class_name="training.triplane.TriPlaneGenerator", z_dim=512, w_dim=512,
             mapping_kwargs=E(num_layers=nv["map"]), channel_base=nv["cbase"],

@@ -262,3 +262,18 @@ def test_depthwise_and_folded_fir_give_the_same_values_and_gradients(transpose):
         results.append((y, g, gg))
     for a, b in zip(*results, strict=True):
         assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_compiled_synthesis_computes_what_the_eager_one_does(tiny_overrides):
+    """``train.compile`` (torch.compile, also worth it on CPUs) changes speed, not values."""
+    from link_core.train.config import load_config
+    from linkgan.build import build_networks
+
+    torch.manual_seed(0)
+    G, _ = build_networks(load_config(None, tiny_overrides))
+    ws = G.mapping(torch.randn(2, G.z_dim), None)
+    compiled = torch.compile(G.synthesis)
+    with torch.no_grad():
+        a = compiled(ws, None, noise_mode="const")["image"]
+        b = G.synthesis(ws, None, noise_mode="const")["image"]
+    assert torch.allclose(a, b, atol=1e-5)

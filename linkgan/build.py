@@ -189,9 +189,11 @@ def resolve_config(
     (:func:`~link_core.train.init_config.fine_tune_config`) and the :class:`FineTune` says
     where each model key came from and where the schedules start."""
     preset = read_preset(config) if config is not None else {}
-    init_spec = (apply_overrides(preset, overrides).get("train") or {}).get("init")
+    given = apply_overrides(preset, overrides)
+    train = given.get("train")
+    init_spec = train.get("init") if isinstance(train, dict) else None  # else: refused below
     if not init_spec:
-        return load_config(config, overrides), None
+        return config_from_dict(given), None
     if not isinstance(init_spec, str):
         raise ConfigError(f"train.init: expected a path or base:NAME, got {init_spec!r}")
     try:

@@ -204,3 +204,17 @@ def test_a_deferred_finite_check_names_the_term_at_the_tick(tmp_path, tiny_overr
     trainer.pending_finite = torch.tensor(True) & torch.tensor(False)
     with pytest.raises(TrainingDiverged, match=r"^Loss/D/loss is nan at step 0"):
         trainer.raise_if_diverged(stats)
+
+
+def test_prefetching_the_reals_trains_the_same_network(tmp_path, tiny_overrides):
+    """``train.prefetch`` decodes the next batch in a thread: the same batches, the same
+    weights, bit for bit."""
+    weights = []
+    for prefetch in (True, False):
+        run = tmp_path / f"p{prefetch}"
+        api.train(run, None, [*tiny_overrides, "train.kimg=0.016", f"train.prefetch={prefetch}"],
+                  progress=False)  # fmt: skip
+        tensors, _ = ckpt.read_file(ckpt.list_checkpoints(run)[-1], prefixes=("G", "D"))
+        weights.append(tensors)
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

@@ -249,6 +249,9 @@ class TrainConfig:
     phases run the same modules eagerly. The first steps compile (minutes). Worth it on
     CPUs too: ``default`` made the tiny EG3D's training step 1.3× faster on 2 cores
     (docs/results.md, "Speed per step")."""
+    prefetch: bool = True
+    """Decode the next step's real images in a background thread while this step trains
+    (same batches as without; on a GPU they are copied from page-locked memory)."""
     channels_last: bool = False
     """Keep G's and D's 4-D weights and the real images in channels-last memory format (what
     tensor cores prefer; same results)."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +77,9 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 def _collate(dataset: Dataset, indices: torch.Tensor, device: torch.device):
     items = [dataset[int(i)] for i in indices]
-    images = image_to_float(torch.stack([it["image"] for it in items]).to(device))
+    pin = device.type == "cuda"  # page-locked: the copy to the GPU does not wait on the host
+    images = torch.stack([it["image"] for it in items])
+    images = image_to_float((images.pin_memory() if pin else images).to(device, non_blocking=pin))
     labels = torch.stack([it["label"] for it in items]).to(device, torch.float32)
     return images, labels
 
@@ -159,6 +162,9 @@ class Trainer(Phases, RunState):
         self.elapsed = 0.0
         self.pending_fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
         self.pending_finite: torch.Tensor | None = None  # GPU: checked once per tick
+        # train.prefetch: one thread decodes the next step's reals while this step trains.
+        self._loader = ThreadPoolExecutor(1) if tc.prefetch else None
+        self._next_reals: tuple[int, Future] | None = None
         self.sample_z = seeds_to_z(range(16), G.z_dim).to(self.device)
         self.sample_c = self._sample_labels(16, torch.Generator().manual_seed(0))
         self.next_sample_kimg = 0.0
@@ -264,11 +270,29 @@ class Trainer(Phases, RunState):
         with torch.autocast(self.device.type, dtype=dtype, enabled=mp != "off"):
             self._train_step(stats)
 
+    def _load_reals(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Step ``step``'s real images and labels: the indices come from the step's seed
+        alone, so a prefetching thread draws the same batch the step would."""
+        draw = torch.Generator().manual_seed(step_seed(self.cfg.train.seed, step))
+        idx = torch.randint(len(self.dataset), (self.global_batch,), generator=draw)
+        return _collate(self.dataset, rows(idx, self.dist), self.device)
+
+    def _reals(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This step's reals (prefetched when ``train.prefetch``), and the next step's
+        started."""
+        pending, self._next_reals = self._next_reals, None
+        if pending is not None and pending[0] == self.step:
+            reals = pending[1].result()
+        else:
+            reals = self._load_reals(self.step)
+        if self._loader is not None:
+            self._next_reals = (self.step + 1, self._loader.submit(self._load_reals, self.step + 1))
+        return reals
+
     def _train_step(self, stats: StatsLog) -> None:
         self._seed(0)
         self.update_schedules()
-        idx = rows(torch.randint(len(self.dataset), (self.global_batch,)), self.dist)
-        reals = _collate(self.dataset, idx, self.device)
+        reals = self._reals()
         if self.cfg.train.channels_last:
             reals = (reals[0].contiguous(memory_format=torch.channels_last), reals[1])
         fakes, fake_c = self._g_main(stats)
@@ -372,6 +396,7 @@ class Trainer(Phases, RunState):
                         self.next_ckpt_kimg += tc.ckpt_every_kimg
         finally:
             bar.close()
+            self._next_reals = None  # a batch drawn for a step that will not run
         self.raise_if_diverged(stats)
         if stats.sums:
             stats.flush(self.images_seen, {})

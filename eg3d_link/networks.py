@@ -486,11 +486,11 @@ class DualDiscriminator(nn.Module):
     def update_schedule(self, kimg: float) -> dict[str, float]:
         o = self.opts
         fade = 0.0 if o.blur_fade_kimg <= 0 else max(0.0, 1.0 - kimg / o.blur_fade_kimg)
-        sigma = o.blur_sigma * fade
-        self.render_resolution.fill_(scheduled_render_resolution(o, kimg))
-        self.blur_sigma.fill_(sigma)
-        self._render_res, self._blur_sigma = scheduled_render_resolution(o, kimg), sigma
-        return {"blur_sigma": sigma}
+        self._render_res = scheduled_render_resolution(o, kimg)
+        self._blur_sigma = o.blur_sigma * fade
+        self.render_resolution.fill_(self._render_res)
+        self.blur_sigma.fill_(self._blur_sigma)
+        return {"blur_sigma": self._blur_sigma}
 
     def forward(self, outputs: dict[str, torch.Tensor], c: torch.Tensor | None = None):
         img = outputs["image"]

@@ -169,7 +169,7 @@ def build_trainer(
     if latest is not None:
         trainer.load_checkpoint(latest)
     elif init is not None:
-        trainer.load_weights(init.weights)
+        trainer.load_weights(init.weights, init.schedule_kimg)
     return trainer
 
 
@@ -208,7 +208,8 @@ def resolve_config(
     if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
         raise CheckpointError(f"train.init: {path} holds no model config")
     free, defaults = _backbone_free_keys(str(stored["model"].get("backbone", "stylegan2")))
-    cfg, origin = fine_tune_config(preset, overrides, stored, free, defaults, str(path))
+    from_set = apply_overrides({}, overrides)
+    cfg, origin = fine_tune_config(given, from_set, stored, free, defaults, str(path))
     kimg = ckpt.weights_kimg(meta) if cfg.train.schedule_start == "checkpoint" else None
     return cfg, FineTune(path, origin, kimg or 0.0)
 

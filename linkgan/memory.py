@@ -57,7 +57,7 @@ def estimate_memory(
     G, D = build_networks(cfg)
     start: dict[str, float] = {}
     for net in (G, D):  # what the first step will see
-        start.update(net.update_schedule(init.schedule_kimg if init else 0.0) or {})
+        start.update(net.update_schedule(init.schedule_kimg if init else 0.0))
     for net in (G, D):
         net.update_schedule(1e9)  # the schedules' end: largest rendering resolution, no D blur
     n_g, n_d = _params(G), _params(D)

@@ -165,7 +165,8 @@ def nvidia_weights(tmp_path_factory):
             data = SynthDataset("heads", num=4, resolution=cfg.model.resolution)
         else:
             data = _Labelled(cfg.model.resolution, cfg.model.c_dim)
-        out[kind] = (weights, write_dataset_zip(data, folder / "data.zip"), card["kimg"])
+        zipped = write_dataset_zip(data, folder / "data.zip")
+        out[kind] = (weights, zipped, card["kimg"], cfg.model.w_dim)
     return out
 
 
@@ -180,7 +181,7 @@ def test_every_paper_preset_fine_tunes_from_an_imported_snapshot(nvidia_weights,
     assert len(PAPER_PRESETS) >= 10
     for path in PAPER_PRESETS:
         kind = "eg3d" if "finetune_eg3d" in path.read_text() else "stylegan2"
-        weights, data, kimg = nvidia_weights[kind]
+        weights, data, kimg, w_dim = nvidia_weights[kind]
         sets = [
             f"train.init={weights}",
             f"data.path={data}",
@@ -196,7 +197,6 @@ def test_every_paper_preset_fine_tunes_from_an_imported_snapshot(nvidia_weights,
                 sets += ["model.extra.render_resolution=16"]
         # The fixture's w is narrower than NVIDIA's 512: each link keeps its region and its
         # share of w's axes.
-        w_dim = api.load_generator(weights)[0].w_dim
         links = [
             {**link, "axes": [a * w_dim // NVIDIA_W for a in link["axes"]]}
             for link in load_config(path).link.links

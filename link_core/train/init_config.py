@@ -17,7 +17,6 @@ from typing import Any
 from link_core.errors import ConfigError
 from link_core.train.config import (
     Config,
-    apply_overrides,
     config_from_dict,
     config_to_dict,
     migrate_config_dict,
@@ -98,18 +97,17 @@ def init_model_config(
 
 
 def fine_tune_config(
-    preset: dict[str, Any],
-    overrides: list[str] | tuple[str, ...],
+    given: dict[str, Any],
+    from_set: dict[str, Any],
     weights_config: dict[str, Any],
     free_extra: Collection[str],
     extra_defaults: Mapping[str, Any],
     where: str,
 ) -> tuple[Config, dict[str, str]]:
-    """The full :class:`Config` of a fine-tune: the preset and ``--set`` for everything but the
-    model, the model from ``weights_config`` (see :func:`init_model_config`); ``data.resolution``
+    """The full :class:`Config` of a fine-tune: ``given`` (the preset with ``--set`` applied)
+    for everything but the model, the model from ``weights_config`` (see
+    :func:`init_model_config`; ``from_set`` is the ``--set`` part alone); ``data.resolution``
     follows the model's unless named. Returns ``(config, origin of each model key)``."""
-    given = apply_overrides(preset, overrides)
-    from_set = apply_overrides({}, overrides)
     weights_model = migrate_config_dict(weights_config).get("model") or {}
     model, origin = init_model_config(
         given.get("model") or {},

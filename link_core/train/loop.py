@@ -159,6 +159,7 @@ class Trainer(Phases, RunState):
         self.step = 0
         self.images_seen = 0
         self.kimg_offset = 0.0  # where the schedules start (train.init: the weights' kimg)
+        self.schedule_values: dict[str, float] = {}  # what the last update_schedules set
         self.elapsed = 0.0
         self.pending_fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None = None
         self.pending_finite: torch.Tensor | None = None  # GPU: checked once per tick
@@ -257,6 +258,7 @@ class Trainer(Phases, RunState):
         values = {"Schedule/kimg": kimg}
         for net in (self.G, self.D, self.G_ema):
             values.update({f"Schedule/{k}": v for k, v in net.update_schedule(kimg).items()})
+        self.schedule_values = values
         return values
 
     def _shrunk(self, shrink: int) -> int:
@@ -382,7 +384,7 @@ class Trainer(Phases, RunState):
                         "Timing/s_per_kimg": seconds / max(images / 1000, 1e-9),
                         "Timing/img_per_s": images / max(seconds, 1e-9),
                     }
-                    means = stats.flush(self.images_seen, {**timing, **self.update_schedules()})
+                    means = stats.flush(self.images_seen, {**timing, **self.schedule_values})
                     tick_start, tick_images = now, self.images_seen
                     bar.n = min(1000, int(self.budget_fraction() * 1000))
                     bar.set_postfix_str(progress_postfix(self.images_seen, means), refresh=False)

@@ -127,12 +127,12 @@ class RunState:
         self.next_ckpt_kimg = float(counters.get("next_ckpt_kimg", 0.0))
         self.pl_mean = tensors.get("extra.pl_mean", self.pl_mean).to(self.device)
 
-    def load_weights(self, path: str | Path) -> None:
+    def load_weights(self, path: str | Path, kimg_offset: float = 0.0) -> None:
         """Initialize G, G_ema and D from trained weights (``train.init``): a checkpoint
         (G, G_ema, D) or a published base (G_ema and D; G starts as the EMA). Optimizers,
         counters and RNG states stay fresh: this starts a new run, whose schedules start at
-        the weights' kimg unless ``train.schedule_start`` is ``zero``."""
-        tensors, meta = ckpt.read_file(path, prefixes=("G", "G_ema", "D"))
+        ``kimg_offset`` (the weights' kimg, or 0: ``train.schedule_start``)."""
+        tensors, _ = ckpt.read_file(path, prefixes=("G", "G_ema", "D"))
         g = ckpt.split_prefix(tensors, "G") or ckpt.split_prefix(tensors, "G_ema")
         ema = ckpt.split_prefix(tensors, "G_ema") or g
         d = ckpt.split_prefix(tensors, "D")
@@ -145,5 +145,4 @@ class RunState:
         ckpt.load_module(self.G_ema, ema, f"{path} (G_ema)")
         ckpt.load_module(self.D, d, f"{path} (D)")
         self.link.start_from_base([self.G, self.G_ema])
-        if self.cfg.train.schedule_start == "checkpoint":
-            self.kimg_offset = ckpt.weights_kimg(meta) or 0.0
+        self.kimg_offset = kimg_offset

@@ -119,7 +119,8 @@ def _model_command(args: argparse.Namespace, progress: bool) -> None:
         link = args.link if args.link is not None else "0"
         print(model.edit(args.seed, link, samples, args.out, args.w, args.render_res))
     elif cmd == "metrics":
-        _print(model.measure(args.metrics, args.num, args.out, progress, real_num=args.real_num))
+        options = {"real_num": args.real_num, "repeats": args.repeats}
+        _print(model.measure(args.metrics, args.num, args.out, progress, **options))
     elif cmd == "export":
         formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
         options = {"samples": samples, "grid": args.grid, "formats": formats, "level": level}

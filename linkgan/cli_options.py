@@ -185,7 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     a("--trunc", type=float, default=1.0, help="truncation psi")
 
     a = p["metrics"].add_argument
-    a("--metrics", default="link_mse", help="comma-separated metric names")
+    a(
+        "--metrics",
+        default="link_mse",
+        help="comma-separated: link_mse, fid, kid, diversity (each part's variance across "
+        "samples, model and data), attributes (hat, hair, nose, skin frequencies; synthetic heads)",
+    )
     a(
         "--num",
         type=int,
@@ -199,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="fid/kid: a random N of the data set's images as the reals (default: all of "
         "them, the paper's protocol; statistics cached)",
+    )
+    a(
+        "--repeats",
+        type=int,
+        default=1,
+        help="fid/kid: measure on this many disjoint sets of --num fakes and report "
+        "mean ± std (the noise of the figure)",
     )
     a("--out", default=None, help="JSON file to write")
 

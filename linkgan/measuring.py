@@ -1,6 +1,7 @@
-"""Measuring a loaded model: ``link_mse`` (masked MSE inside / outside each link's region)
-and FID / KID the paper's way (bundled Inception-v3, offline; the whole data set's
-statistics, cached; the protocol stated in the result)."""
+"""Measuring a loaded model: ``link_mse`` (masked MSE inside / outside each link's region),
+FID / KID the paper's way (bundled Inception-v3, offline; the whole data set's statistics,
+cached; the protocol stated in the result; ``repeats`` for their noise), and per part
+``diversity`` and ``attributes`` (:mod:`linkgan.part_quality`)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from linkgan.build import open_data
 if TYPE_CHECKING:
     from linkgan.model import Model
 
-METRICS = ("link_mse", "fid", "kid")
+METRICS = ("link_mse", "fid", "kid", "diversity", "attributes")
 FID_NUM = 1000
 """Fakes for FID/KID when ``num`` is not given: modest for a CPU (the paper's is 50000)."""
 
@@ -34,13 +35,20 @@ def measure(
     progress: bool = True,
     real_num: int | None = None,
     fake_seed: int = 0,
+    repeats: int = 1,
 ) -> dict[str, Any]:
     """Run named metrics and optionally write JSON atomically: ``link_mse`` (``num`` seeds,
     default ``metrics.num``), ``fid`` / ``kid`` (``num`` generated images, default
     ``FID_NUM``, against the statistics of the whole data set, or of a random ``real_num``
-    of its images; see :func:`inception_metrics`, whose ``protocol`` the result carries)."""
+    of its images; see :func:`inception_metrics`, whose ``protocol`` the result carries;
+    ``repeats`` > 1: as many disjoint sets of fakes, reported as mean ± std), ``diversity``
+    (``num`` seeds, default 256: :func:`~linkgan.part_quality.part_diversity`) and
+    ``attributes`` (``num`` fakes, default 1024:
+    :func:`~linkgan.part_quality.attribute_check`)."""
     if num is not None and num < 1:
         raise UserError("--num: must be >= 1")
+    if repeats < 1:
+        raise UserError(f"--repeats: must be >= 1, got {repeats}")
     unknown = [m for m in metrics if m not in METRICS]
     if unknown or not metrics:
         what = unknown[0] if unknown else "(none)"
@@ -62,14 +70,43 @@ def measure(
             )
         )
     if "fid" in metrics or "kid" in metrics:
-        result.update(
+        count = num or FID_NUM
+        runs = [
             inception_metrics(
-                G, cfg, metrics, num or FID_NUM, progress, real_num=real_num, seed=fake_seed
+                G, cfg, metrics, count, progress, real_num=real_num, seed=fake_seed + k * count
             )
-        )
+            for k in range(repeats)
+        ]
+        result.update(runs[0])
+        if repeats > 1:
+            result.update(_spread(runs, metrics))
+    if "diversity" in metrics or "attributes" in metrics:
+        from linkgan.part_quality import attribute_check, part_diversity
+
+        if "diversity" in metrics:
+            if not model.links:
+                raise UserError(f"{model.spec}: the model's config has no links (parts) to measure")
+            result["diversity"] = part_diversity(G, model.links, cfg, num=num or 256)
+        if "attributes" in metrics:
+            result["attributes"] = attribute_check(G, cfg, num or 1024, progress=progress)
     if out is not None:
         ckpt.write_json(out, result)
     return result
+
+
+def _spread(runs: list[dict[str, Any]], metrics: list[str]) -> dict[str, Any]:
+    """Mean, sample std and every value of FID / KID over repeats on disjoint fakes (the
+    first run's value stays the headline ``fid`` / ``kid``, comparable with one run)."""
+    out: dict[str, Any] = {}
+    for name in ("fid", "kid"):
+        if name in metrics:
+            values = np.array([r[name] for r in runs], dtype=np.float64)
+            out[f"{name}_mean"] = round(float(values.mean()), 6)
+            out[f"{name}_std"] = round(float(values.std(ddof=1)), 6)
+            out[f"{name}_runs"] = [float(v) for v in values]
+    first, last = runs[0]["protocol"]["fake_latents"], runs[-1]["protocol"]["fake_latents"]
+    out["repeats"] = {"count": len(runs), "first": first, "last": last}
+    return out
 
 
 def fid_cache_dir(cfg: Config) -> Path:

@@ -185,9 +185,9 @@ class Model:
         progress: bool = True,
         **options: Any,
     ) -> dict[str, Any]:
-        """``link_mse`` / ``fid`` / ``kid`` (a list or ``"a,b"``) as a dict, written to the
-        JSON file ``out`` when given. Options (``real_num``, ``fake_seed``): see
-        :func:`linkgan.measuring.measure`."""
+        """``link_mse`` / ``fid`` / ``kid`` / ``diversity`` / ``attributes`` (a list or
+        ``"a,b"``) as a dict, written to the JSON file ``out`` when given. Options
+        (``real_num``, ``fake_seed``, ``repeats``): see :func:`linkgan.measuring.measure`."""
         from linkgan.measuring import measure
 
         if isinstance(metrics, str):

@@ -28,6 +28,7 @@ import torch
 
 from link_core.interface import eval_cameras, seeds_to_z
 from link_core.link import Link, change_share, masked_mse, resize_mask, swap_axes
+from link_core.metrics.diversity import RegionMoments
 
 MapFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 IMAGE_MAPS: dict[str, MapFn] = {"image": lambda out: (out["image"] + 1) / 2}
@@ -99,8 +100,7 @@ def link_mse(
     if cameras is None:
         cameras = eval_cameras(G, num, seed, device)
     sums: dict[str, dict[str, dict[str, float]]] = {}
-    # Running sums for the region's diversity: Σx, Σx² per pixel and Σmask per link.
-    moments: dict[str, list] = {}
+    moments: dict[str, RegionMoments] = {}  # the region's diversity, per link and map
     for start in range(0, num, batch):
         seeds = range(seed + start, seed + min(num, start + batch))
         n = len(seeds)
@@ -122,10 +122,7 @@ def link_mse(
             for name, fn in maps.items():
                 x, xe, xr = fn(base), fn(edit), fn(rest)
                 m = resize_mask(mask, x.shape[-2:])
-                mom = moments.setdefault(f"{lk.name}/{name}", [0.0, 0.0, 0.0])
-                mom[0] = mom[0] + x.sum(0)
-                mom[1] = mom[1] + x.square().sum(0)
-                mom[2] = mom[2] + m.sum(0)
+                moments.setdefault(f"{lk.name}/{name}", RegionMoments()).add(x, m)
                 acc = sums.setdefault(lk.name, {}).setdefault(name, dict.fromkeys(ACCUMULATED, 0.0))
                 acc["edit_in"] += float(masked_mse(xe, x, m).sum())
                 acc["edit_out"] += float(masked_mse(xe, x, 1 - m).sum())
@@ -143,10 +140,7 @@ def link_mse(
         for map_name, acc in per_map.items():
             acc["out_over_in"] = acc["edit_out"] / max(acc["edit_in"], 1e-12)
             acc["edit_share"] = acc.pop("share_sum") / max(acc.pop("share_count"), 1e-12)
-            s1, s2, mass = moments[f"{name}/{map_name}"]
-            var = (s2 / num - (s1 / num).square()).clamp(min=0).mean(0)  # [H, W]
-            region = mass[0] / num
-            acc["region_var"] = float((var * region).sum() / region.sum().clamp(min=1e-8))
+            acc["region_var"] = moments[f"{name}/{map_name}"].diversity()
     settings = {
         "num": num,
         "seed": seed,

@@ -1,4 +1,9 @@
-"""Procedural heads: an ellipsoid head, eyes, nose, mouth and hair or a hat."""
+"""Procedural heads: an ellipsoid head, eyes, nose, mouth and hair or a hat.
+
+Besides the meshes, each head's discrete draws are its *attributes* (:data:`HEAD_ATTRIBUTES`):
+what a fine-tune can drop (a hat) shows up as a frequency, read without changing the random
+stream (recording a draw draws nothing).
+"""
 
 from __future__ import annotations
 
@@ -27,13 +32,27 @@ def _on_ellipsoid(radii: np.ndarray, yaw: float, pitch: float) -> tuple[np.ndarr
     return p, n / np.linalg.norm(n)
 
 
-def _head_parts(rng: np.random.Generator) -> list[_Part]:
-    """The parts of one head (ids of :data:`HEAD_PARTS`), fitted into ``EXTENT``."""
+HEAD_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "hair": ("none", "cap", "bun", "hat", "cone"),
+    "nose": ("cone", "round"),
+    "skin": ("natural", "fantasy"),
+}
+"""The discrete draws of a head and their values: ``hair`` (15 % none; of the rest 45 % a
+cap, 20 % a cap with a bun, 20 % a hat, 15 % a cone), ``nose`` (60 % cone) and ``skin``
+(85 % natural tones)."""
+
+
+def _head_parts(rng: np.random.Generator, attributes: dict[str, str] | None = None) -> list[_Part]:
+    """The parts of one head (ids of :data:`HEAD_PARTS`), fitted into ``EXTENT``; with
+    ``attributes``, also its :data:`HEAD_ATTRIBUTES` values, written into that dict."""
+    record = attributes if attributes is not None else {}
     P = {name: i for i, name in enumerate(HEAD_PARTS)}
     radii = np.array([rng.uniform(0.27, 0.32), rng.uniform(0.31, 0.37), rng.uniform(0.27, 0.32)])
+    natural = rng.random() < 0.85
+    record["skin"] = "natural" if natural else "fantasy"
     skin = (
         _colour(rng, (0.02, 0.11), (0.2, 0.6), (0.45, 0.95))
-        if rng.random() < 0.85
+        if natural
         else _colour(rng, sat=(0.2, 0.6), val=(0.5, 0.95))  # some fantasy skins
     )
     parts = [_Part(_place(_template("sphere"), radii, (0, 0, 0)), P["head"], skin)]
@@ -59,7 +78,8 @@ def _head_parts(rng: np.random.Generator) -> list[_Part]:
     p, _ = _on_ellipsoid(radii, 0.0, rng.uniform(-0.12, -0.02))
     length, width = rng.uniform(0.06, 0.14), rng.uniform(0.03, 0.055)
     nose_colour = np.clip(skin * rng.uniform(0.75, 1.15, size=3), 0, 1)
-    if rng.random() < 0.6:
+    record["nose"] = "cone" if rng.random() < 0.6 else "round"
+    if record["nose"] == "cone":
         tilt = _rot_x(math.pi / 2 + rng.uniform(-0.25, 0.05))  # +y axis -> about +z
         mesh = _place(
             _template("cone"),
@@ -81,8 +101,9 @@ def _head_parts(rng: np.random.Generator) -> list[_Part]:
     mouth = _colour(rng, sat=(0.4, 1.0), val=(0.25, 0.9))
     parts.append(_Part(_place(_template("mouth"), half, p - 0.008 * n), P["mouth"], mouth))
 
+    record["hair"] = "none"
     if rng.random() < 0.85:
-        parts += _hair(rng, radii, eye_top, P["hair"])
+        parts += _hair(rng, radii, eye_top, P["hair"], record)
 
     # Fit into the box: a uniform scale about the origin keeps every normal.
     top = max(float(np.abs(part.mesh.verts).max()) for part in parts)
@@ -92,14 +113,17 @@ def _head_parts(rng: np.random.Generator) -> list[_Part]:
     return parts
 
 
-def _hair(rng: np.random.Generator, radii: np.ndarray, eye_top: float, pid: int) -> list[_Part]:
-    """Hair (a cap, maybe a bun) or a hat, clear of the eyes."""
+def _hair(
+    rng: np.random.Generator, radii: np.ndarray, eye_top: float, pid: int, record: dict[str, str]
+) -> list[_Part]:
+    """Hair (a cap, maybe a bun) or a hat, clear of the eyes; its style into ``record``."""
     colour = (
         _colour(rng, (0.02, 0.13), (0.3, 0.9), (0.08, 0.85))  # black .. brown .. blond
         if rng.random() < 0.6
         else _colour(rng, sat=(0.4, 1.0), val=(0.3, 1.0))
     )
-    style = rng.choice(["cap", "bun", "hat", "cone"], p=[0.45, 0.2, 0.2, 0.15])
+    style = str(rng.choice(["cap", "bun", "hat", "cone"], p=[0.45, 0.2, 0.2, 0.15]))
+    record["hair"] = style
     out = []
     if style in ("cap", "bun"):
         # A slightly larger ellipsoid whose vertices below a tilted plane (front edge above

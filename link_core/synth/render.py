@@ -48,6 +48,17 @@ def item_mesh(kind: str, seed: int, index: int) -> tuple[np.ndarray, np.ndarray]
     return item.verts, item.faces
 
 
+def item_attributes(kind: str, seed: int, index: int) -> dict[str, str]:
+    """The discrete draws of item ``index`` (heads: :data:`~link_core.synth.heads.HEAD_ATTRIBUTES`),
+    built exactly as the item is, without rendering it."""
+    _check_kind(kind)
+    if kind != "heads":
+        raise DataError(f"synthetic data: only heads have attributes, not {kind!r}")
+    attributes: dict[str, str] = {}
+    _head_parts(np.random.default_rng([seed, index]), attributes)
+    return attributes
+
+
 def _build_item(kind: str, seed: int, index: int) -> _Item:
     rng = np.random.default_rng([seed, index])
     sky = None

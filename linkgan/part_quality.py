@@ -1,0 +1,250 @@
+"""Quality per part, not only overall: does each linked part still vary as much as in the
+data, and does the generator still draw every kind of thing the data shows (hats)?
+
+- :func:`part_diversity`: each link's region diversity (RGB and depth,
+  :mod:`link_core.metrics.diversity`) over N seeds from the model's default (frontal) camera,
+  and, on the built-in synthetic heads, the data's over N heads from the same camera
+  (rendered with depth, so ``box3d`` regions find their pixels the same way).
+- :func:`attribute_check`: the frequency of each head attribute (hair: none, cap, bun, hat,
+  cone; nose: cone, round; skin: natural, fantasy) in generated images, read by a small
+  classifier trained on rendered heads whose attributes are known, against the same
+  classifier's frequencies on held-out real heads (:mod:`link_core.metrics.attributes`).
+  The classifier is trained once per data set and resolution and cached.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from link_core.errors import UserError
+from link_core.interface import seeds_to_z, view_cameras
+from link_core.link import Link, resize_mask
+from link_core.metrics import default_maps
+from link_core.metrics.attributes import (
+    AttributeNet,
+    accuracy,
+    frequencies,
+    frequency_ratios,
+    load_attribute_net,
+    predict_attributes,
+    save_attribute_net,
+    train_attribute_net,
+)
+from link_core.metrics.diversity import RegionMoments
+from link_core.train.config import Config
+
+ATTRIBUTE_ITEMS = 1_000_000
+"""First synthetic item index of the classifier's own heads: far past any data set's images,
+so the classifier never sees a training image (the items are the same distribution)."""
+ATTRIBUTE_TRAIN, ATTRIBUTE_HELD_OUT = 4096, 1024
+ATTRIBUTE_YAW_DEG, ATTRIBUTE_PITCH_DEG = 45.0, 20.0
+"""Cameras of the attribute check: yaw within ±45° and pitch within ±20° of the front, where
+the nose and the hair line are both in view."""
+ATTRIBUTE_VERSION = 1
+"""Bumped when the classifier's recipe changes (a new cache entry)."""
+
+
+def _synthetic_heads(cfg: Config, what: str) -> None:
+    if cfg.data.path or cfg.data.synthetic != "heads":
+        data = cfg.data.path or f"synthetic {cfg.data.synthetic}"
+        raise UserError(f"{what}: needs the built-in synthetic heads (data.synthetic), not {data}")
+
+
+def _render(cfg: Config, indices: Sequence[int], cameras: torch.Tensor) -> dict[str, torch.Tensor]:
+    from link_core.synth import render_views
+
+    return render_views("heads", cfg.data.seed, list(indices), cameras, cfg.data.resolution)
+
+
+@torch.no_grad()
+def part_diversity(
+    G: torch.nn.Module,
+    links: Sequence[Link],
+    cfg: Config | None = None,
+    num: int = 256,
+    seed: int = 0,
+    batch: int = 16,
+) -> dict[str, Any]:
+    """``{"model": {link: {map: diversity}}, "data": ... | None, "settings": ...}``.
+
+    Model: seeds ``seed …`` from the default camera (EG3D: frontal), maps ``image`` in
+    [0, 1] and ``depth`` (3-D). Data (``cfg`` with the synthetic heads): items ``0 … num-1``
+    of the data set rendered from that camera, the background's infinite depth set to the
+    far bound (``model.extra.ray_end``), masks from the same regions.
+    """
+    device = next(G.parameters()).device
+    moments: dict[str, dict[str, RegionMoments]] = {}
+    for start in range(0, num, batch):
+        n = min(batch, num - start)
+        c = view_cameras(G, n, device)
+        ws = G.mapping(seeds_to_z(range(seed + start, seed + start + n), G.z_dim).to(device), c)
+        _accumulate(moments, G.synthesis(ws, c, noise_mode="const"), c, links)
+    result: dict[str, Any] = {"model": _diversities(moments), "data": None}
+    if cfg is not None and not cfg.data.path and cfg.data.synthetic == "heads":
+        far = float(cfg.model.extra.get("ray_end", 10.0))
+        data: dict[str, dict[str, RegionMoments]] = {}
+        for start in range(0, num, batch):
+            n = min(batch, num - start)
+            c = view_cameras(G, n, "cpu")
+            views = _render(cfg, range(start, start + n), c)
+            image = views["image"].float() / 127.5 - 1
+            if image.shape[-1] != G.img_resolution:  # the regions' pixels, as the model's
+                image = F.interpolate(image, size=G.img_resolution, mode="area")
+            depth = views["depth"].nan_to_num(posinf=far).clamp(max=far)
+            if depth.shape[-1] != G.img_resolution:
+                depth = F.interpolate(depth, size=G.img_resolution, mode="nearest")
+            _accumulate(data, {"image": image, "image_depth": depth}, c, links)
+        result["data"] = _diversities(data)
+    result["settings"] = {
+        "num": num,
+        "seed": seed,
+        "camera": "the model's default (frontal) camera",
+        "measure": "per-pixel variance across samples, weighted by the mean region mask "
+        "(link_core.metrics.diversity); image in [0, 1], depth in world units",
+    }
+    return result
+
+
+def _accumulate(
+    moments: dict[str, dict[str, RegionMoments]],
+    outputs: dict[str, torch.Tensor],
+    c: torch.Tensor,
+    links: Sequence[Link],
+) -> None:
+    maps = default_maps(outputs)
+    for lk in links:
+        mask = lk.region(outputs, c)
+        for name, fn in maps.items():
+            x = fn(outputs)
+            m = resize_mask(mask, x.shape[-2:])
+            moments.setdefault(lk.name, {}).setdefault(name, RegionMoments()).add(x.cpu(), m.cpu())
+
+
+def _diversities(moments: dict[str, dict[str, RegionMoments]]) -> dict[str, dict[str, float]]:
+    return {k: {m: round(v.diversity(), 6) for m, v in per.items()} for k, per in moments.items()}
+
+
+def attribute_cameras(num: int, seed: int) -> torch.Tensor:
+    """``[num, 25]`` camera labels within :data:`ATTRIBUTE_YAW_DEG` / ``_PITCH_DEG`` of the
+    front of the synthetic heads, seeded."""
+    from link_core.data.cameras import orbit_labels
+    from link_core.synth import SYNTH_CAMERA
+
+    g = torch.Generator().manual_seed(seed)
+    yaw = (torch.rand(num, generator=g, dtype=torch.float64) * 2 - 1) * ATTRIBUTE_YAW_DEG
+    pitch = (torch.rand(num, generator=g, dtype=torch.float64) * 2 - 1) * ATTRIBUTE_PITCH_DEG
+    return orbit_labels(torch.deg2rad(yaw), torch.deg2rad(pitch), SYNTH_CAMERA).float()
+
+
+def _real_heads(
+    cfg: Config, start: int, num: int, seed: int, progress: bool
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Rendered heads ``start …`` (uint8) from :func:`attribute_cameras` and their labels."""
+    from tqdm.auto import tqdm
+
+    from link_core.synth.heads import HEAD_ATTRIBUTES
+    from link_core.synth.render import item_attributes
+
+    cameras = attribute_cameras(num, seed)
+    images = []
+    chunk = 128
+    for k in tqdm(range(0, num, chunk), "render heads", disable=not progress):
+        idx = range(start + k, start + min(num, k + chunk))
+        images.append(_render(cfg, idx, cameras[k : k + len(idx)])["image"])
+    attrs = [item_attributes("heads", cfg.data.seed, start + i) for i in range(num)]
+    labels = {
+        name: torch.tensor([values.index(a[name]) for a in attrs])
+        for name, values in HEAD_ATTRIBUTES.items()
+    }
+    return torch.cat(images), labels
+
+
+def attribute_classifier(
+    cfg: Config,
+    cache: Path | None = None,
+    progress: bool = True,
+    train: int = ATTRIBUTE_TRAIN,
+    held_out: int = ATTRIBUTE_HELD_OUT,
+) -> tuple[AttributeNet, dict[str, Any]]:
+    """The attribute classifier of ``cfg``'s synthetic heads at ``data.resolution``: loaded
+    from the cache, or trained on ``train`` rendered heads and checked on ``held_out`` more
+    (held-out accuracy and frequencies in its card)."""
+    from link_core.data import cache_dir
+    from link_core.synth.heads import HEAD_ATTRIBUTES
+
+    _synthetic_heads(cfg, "attributes")
+    res, seed = cfg.data.resolution, cfg.data.seed
+    root = Path(cache) if cache is not None else cache_dir() / "attributes"
+    path = root / f"heads_s{seed}_r{res}_n{train}_{held_out}_v{ATTRIBUTE_VERSION}.safetensors"
+    loaded = load_attribute_net(path)
+    if loaded is not None:
+        return loaded
+    images, labels = _real_heads(cfg, ATTRIBUTE_ITEMS, train, 1, progress)
+    net = train_attribute_net(images, labels, HEAD_ATTRIBUTES)
+    start = ATTRIBUTE_ITEMS + train
+    held, held_labels = _real_heads(cfg, start, held_out, 2, progress)
+    predicted = predict_attributes(net, held)
+    card = {
+        "data": f"synthetic heads, seed {seed}, {res}^2",
+        "train": f"items {ATTRIBUTE_ITEMS}..{start - 1}",
+        "held_out": f"items {start}..{start + held_out - 1}",
+        "cameras": f"yaw within ±{ATTRIBUTE_YAW_DEG:g}°, pitch within ±{ATTRIBUTE_PITCH_DEG:g}°",
+        "held_out_accuracy": {k: round(v, 4) for k, v in accuracy(predicted, held_labels).items()},
+        "held_out_true": frequencies(held_labels, HEAD_ATTRIBUTES),
+        "held_out_predicted": frequencies(predicted, HEAD_ATTRIBUTES),
+    }
+    save_attribute_net(net, path, card)
+    return net, {"vocab": {k: list(v) for k, v in HEAD_ATTRIBUTES.items()}, **card}
+
+
+def attribute_check(
+    G: torch.nn.Module,
+    cfg: Config,
+    num: int = 1024,
+    seed: int = 0,
+    progress: bool = True,
+    cache: Path | None = None,
+    classifier: tuple[int, int] = (ATTRIBUTE_TRAIN, ATTRIBUTE_HELD_OUT),
+) -> dict[str, Any]:
+    """Attribute frequencies of ``num`` generated heads (seeds ``seed …``, cameras from
+    :func:`attribute_cameras`) against the classifier's on held-out real heads:
+    ``{"model", "data", "ratio", "worst", "classifier", "settings"}``; ``ratio`` is
+    model / data per value (1 is right; ``worst`` the farthest from 1)."""
+    net, card = attribute_classifier(cfg, cache, progress, *classifier)
+    device = next(G.parameters()).device
+    cameras = attribute_cameras(num, 3)
+    images = []
+    batch = 16
+    from tqdm.auto import tqdm
+
+    for start in tqdm(range(0, num, batch), "generate heads", disable=not progress):
+        n = min(batch, num - start)
+        c = cameras[start : start + n].to(device)
+        z = seeds_to_z(range(seed + start, seed + start + n), G.z_dim).to(device)
+        with torch.no_grad():
+            img = G.synthesis(G.mapping(z, c), c, noise_mode="const")["image"].clamp(-1, 1)
+        img = img.cpu()
+        if img.shape[-1] != cfg.data.resolution:
+            img = F.interpolate(img, size=cfg.data.resolution, mode="area")
+        images.append(img)
+    model = frequencies(predict_attributes(net, torch.cat(images)), net.vocab)
+    data = card["held_out_predicted"]
+    ratio = frequency_ratios(model, data)
+    worst = max(
+        ((k, v, r) for k, per in ratio.items() for v, r in per.items()),
+        key=lambda t: abs(math.log(max(t[2], 1e-6))),
+    )
+    return {
+        "model": model,
+        "data": data,
+        "ratio": {k: {v: round(r, 4) for v, r in per.items()} for k, per in ratio.items()},
+        "worst": {"attribute": worst[0], "value": worst[1], "ratio": round(worst[2], 4)},
+        "classifier": {k: card[k] for k in ("data", "train", "held_out", "held_out_accuracy")},
+        "settings": {"num": num, "seed": seed, "cameras": card["cameras"]},
+    }

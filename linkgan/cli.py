@@ -82,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
             render_res=args.render_res,
             kimg=kimg,
             baseline=args.baseline,
+            fid_num=args.fid_num,
+            fid_repeats=args.fid_repeats,
         )
     return 0
 

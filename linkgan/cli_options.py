@@ -310,8 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--baseline",
         action="store_true",
         help="also fine-tune the same budget without the link loss and report how many times "
-        "more local each link's edits are",
+        "more local each link's edits are, and both models' FID / KID",
     )
+    a("--fid-num", type=int, default=500, help="with --baseline: fakes per FID / KID (0: none)")
+    a("--fid-repeats", type=int, default=3, help="with --baseline: FID / KID repeats (± std)")
     a("--out", default="demo_out")
     a("--config", default=None, help="preset (default: configs/quickstart_3d.yaml)")
     a("--frames", type=int, default=48, help="frames per video")

@@ -41,13 +41,20 @@ def run_demo(
     render_res: int | None = 64,
     kimg: float = 0.0,
     baseline: bool = False,
+    fid_num: int = 500,
+    fid_repeats: int = 3,
 ) -> dict[str, Any]:
     """Train for ``kimg`` thousand images or ``minutes`` (whichever ends first; 0: no such
     budget) into ``out/run``, then write everything the report shows.
 
+    Quality per part is measured on every run: each link's ``diversity`` and, on the
+    synthetic heads, the ``attributes`` frequencies (:mod:`linkgan.part_quality`).
+
     baseline: also fine-tune the same budget with ``link.enabled=false`` from the same start
     into ``out/run_unlinked`` and measure both: ``metrics.json`` gets ``unlinked`` and
-    ``vs_unlinked`` (:func:`~link_core.metrics.compare_to_unlinked`), the report a table.
+    ``vs_unlinked`` (:func:`~link_core.metrics.compare_to_unlinked`), the report a table;
+    both also get FID / KID on ``fid_num`` fakes, ``fid_repeats`` times (mean ± std;
+    ``fid_num`` 0: none).
     """
     from link_core.link import Box3DRegion
     from link_core.metrics import compare_to_unlinked
@@ -62,6 +69,11 @@ def run_demo(
         raise UserError(f"--minutes / --kimg: need a budget > 0, got {minutes:g} / {kimg:g}")
     if frames < 1:
         raise UserError(f"--frames: must be >= 1, got {frames}")
+    if fid_num < 0 or fid_num == 1 or fid_repeats < 1:
+        raise UserError(
+            f"--fid-num / --fid-repeats: need 0 or >= 2 fakes and >= 1 repeat, got {fid_num} / "
+            f"{fid_repeats}"
+        )
     run_dir = out / "run"
     started = time.monotonic()
     budget = [f"train.minutes={minutes}", f"train.kimg={kimg}"]
@@ -132,8 +144,10 @@ def run_demo(
             if isinstance(link.region, Box3DRegion):
                 s.mesh_change = [e["change"] for e in summary["edits"]]
         sections.append(s)
-    _log("measuring link_mse")
+    _log("measuring link_mse and quality per part")
     metrics = model.measure(["link_mse"])
+    quality = _quality_metrics(cfg, baseline and fid_num > 0)
+    metrics.update(_measure_quality(model, quality, fid_num, fid_repeats))
     if baseline:
         _log(f"baseline: the same budget with link.enabled=false -> {out / 'run_unlinked'}")
         off = train(
@@ -142,11 +156,13 @@ def run_demo(
             [*budget, *overrides, "link.enabled=false"],
             progress=progress,
         )
-        unlinked = Model.load(off.run_dir).measure(["link_mse"])
+        unlinked_model = Model.load(off.run_dir)
+        unlinked = unlinked_model.measure(["link_mse"])
         metrics["unlinked"] = {
             "kimg": off.images_seen / 1000,
             "checkpoint": unlinked["checkpoint"],
             "link_mse": unlinked["link_mse"],
+            **_measure_quality(unlinked_model, quality, fid_num, fid_repeats),
         }
         metrics["vs_unlinked"] = compare_to_unlinked(metrics["link_mse"], unlinked["link_mse"])
     write_json(out / "metrics.json", metrics)
@@ -186,6 +202,27 @@ def run_demo(
     (out / "demo.json").write_text(json.dumps(written, indent=2), encoding="utf-8")
     _log(f"open {report}")
     return written
+
+
+def _quality_metrics(cfg: Any, fid: bool) -> list[str]:
+    """Per-part quality for every demo; attributes on the synthetic heads; FID / KID (the
+    data set's Inception statistics take minutes the first time) with ``--baseline``."""
+    names = ["diversity"]
+    if not cfg.data.path and cfg.data.synthetic == "heads":
+        names.append("attributes")
+    return [*names, "fid", "kid"] if fid else names
+
+
+def _measure_quality(model: Model, names: list[str], num: int, repeats: int) -> dict[str, Any]:
+    _log(f"{model.spec}: {', '.join(names)}")
+    result: dict[str, Any] = {}
+    rest = [n for n in names if n not in ("fid", "kid")]
+    if rest:
+        result.update(model.measure(rest, progress=False))
+    if "fid" in names:
+        result.update(model.measure(["fid", "kid"], num, progress=False, repeats=repeats))
+    result.pop("checkpoint", None)
+    return result
 
 
 def _rel(path: str | Path, root: Path) -> str:

@@ -169,17 +169,20 @@ def attribute_classifier(
     cfg: Config,
     cache: Path | None = None,
     progress: bool = True,
-    train: int = ATTRIBUTE_TRAIN,
-    held_out: int = ATTRIBUTE_HELD_OUT,
+    train: int | None = None,
+    held_out: int | None = None,
 ) -> tuple[AttributeNet, dict[str, Any]]:
     """The attribute classifier of ``cfg``'s synthetic heads at ``data.resolution``: loaded
-    from the cache, or trained on ``train`` rendered heads and checked on ``held_out`` more
-    (held-out accuracy and frequencies in its card)."""
+    from the cache, or trained on ``train`` rendered heads (default
+    :data:`ATTRIBUTE_TRAIN`) and checked on ``held_out`` more (:data:`ATTRIBUTE_HELD_OUT`;
+    held-out accuracy and frequencies in its card)."""
     from link_core.data import cache_dir
     from link_core.synth.heads import HEAD_ATTRIBUTES
 
     _synthetic_heads(cfg, "attributes")
     res, seed = cfg.data.resolution, cfg.data.seed
+    train = ATTRIBUTE_TRAIN if train is None else train
+    held_out = ATTRIBUTE_HELD_OUT if held_out is None else held_out
     root = Path(cache) if cache is not None else cache_dir() / "attributes"
     path = root / f"heads_s{seed}_r{res}_n{train}_{held_out}_v{ATTRIBUTE_VERSION}.safetensors"
     loaded = load_attribute_net(path)
@@ -210,7 +213,7 @@ def attribute_check(
     seed: int = 0,
     progress: bool = True,
     cache: Path | None = None,
-    classifier: tuple[int, int] = (ATTRIBUTE_TRAIN, ATTRIBUTE_HELD_OUT),
+    classifier: tuple[int | None, int | None] = (None, None),
 ) -> dict[str, Any]:
     """Attribute frequencies of ``num`` generated heads (seeds ``seed …``, cameras from
     :func:`attribute_cameras`) against the classifier's on held-out real heads:

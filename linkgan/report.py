@@ -124,6 +124,76 @@ def _vs_unlinked_table(vs: dict[str, Any], kimg: float) -> str:
     )
 
 
+def _fid_text(m: dict[str, Any], name: str, scale: float = 1.0) -> str:
+    if name not in m:
+        return "–"
+    if f"{name}_std" in m:
+        return f"{scale * m[f'{name}_mean']:.2f} ± {scale * m[f'{name}_std']:.2f}"
+    return f"{scale * m[name]:.2f}"
+
+
+def _quality_section(metrics: dict[str, Any]) -> str:
+    """Quality per part: FID / KID (± std over repeats), each link's diversity (model,
+    unlinked, data) and the attribute frequencies, for what ``metrics`` holds."""
+    esc = html.escape
+    runs = {"linked": metrics, "unlinked": metrics.get("unlinked") or {}}
+    runs = {
+        k: v for k, v in runs.items() if any(x in v for x in ("fid", "diversity", "attributes"))
+    }
+    if not runs:
+        return ""
+    parts = ["<h2>Quality, overall and per part</h2>"]
+    if any("fid" in m or "kid" in m for m in runs.values()):
+        rows = "".join(
+            f"<tr><td>{esc(k)}</td><td>{_fid_text(m, 'fid')}</td>"
+            f"<td>{_fid_text(m, 'kid', 1e3)}</td></tr>"
+            for k, m in runs.items()
+        )
+        protocol = next((m["protocol"]["summary"] for m in runs.values() if "protocol" in m), "")
+        parts.append(
+            f"<table><tr><th>model</th><th>FID</th><th>KID ×10³</th></tr>{rows}</table>"
+            f"<p class='note'>{esc(protocol)}; ± is the std over disjoint sets of fakes.</p>"
+        )
+    divs = {k: m["diversity"] for k, m in runs.items() if "diversity" in m}
+    if divs:
+        first = next(iter(divs.values()))
+        cols = [*divs, *(["data"] if first.get("data") else [])]
+        rows = ""
+        for link, maps in first["model"].items():
+            for map_name in maps:
+                vals = [d["model"][link][map_name] for d in divs.values()]
+                if first.get("data"):
+                    vals.append(first["data"][link][map_name])
+                cells = "".join(f"<td>{v:.4f}</td>" for v in vals)
+                rows += f"<tr><td>{esc(link)}</td><td>{esc(map_name)}</td>{cells}</tr>"
+        head = "".join(f"<th>{esc(c)}</th>" for c in cols)
+        parts.append(
+            "<h3>Diversity of each part (variance across samples, frontal view)</h3>"
+            f"<table><tr><th>link</th><th>map</th>{head}</tr>{rows}</table>"
+            "<p class='note'>A part a fine-tune made dull varies less than in the data.</p>"
+        )
+    attrs = {k: m["attributes"] for k, m in runs.items() if "attributes" in m}
+    if attrs:
+        first = next(iter(attrs.values()))
+        rows = ""
+        for name, per in first["data"].items():
+            for value, share in per.items():
+                cells = "".join(
+                    f"<td>{a['model'][name][value]:.3f} ({a['ratio'][name][value]:.2f}×)</td>"
+                    for a in attrs.values()
+                )
+                rows += f"<tr><td>{esc(name)}: {esc(value)}</td><td>{share:.3f}</td>{cells}</tr>"
+        head = "".join(f"<th>{esc(k)} (÷ data)</th>" for k in attrs)
+        acc = ", ".join(f"{k} {v:.2f}" for k, v in first["classifier"]["held_out_accuracy"].items())
+        parts.append(
+            "<h3>How often each attribute is drawn</h3>"
+            f"<table><tr><th>attribute</th><th>data</th>{head}</tr>{rows}</table>"
+            f"<p class='note'>Read by a classifier trained on rendered heads (held-out accuracy "
+            f"{esc(acc)}); data: its frequencies on held-out real heads.</p>"
+        )
+    return "".join(parts)
+
+
 def write_report(
     out: str | Path,
     title: str,
@@ -152,6 +222,7 @@ def write_report(
     ]
     if "vs_unlinked" in metrics:
         parts.append(_vs_unlinked_table(metrics["vs_unlinked"], metrics["unlinked"]["kimg"]))
+    parts.append(_quality_section(metrics))
     if samples:
         parts.append(f"<h2>Training samples</h2><img src='{esc(samples)}' alt='samples'>")
     scripts = []

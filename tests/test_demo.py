@@ -12,6 +12,7 @@ import pytest
 from conftest import HEADS_3D
 
 from export import read_mesh
+from linkgan import part_quality
 from linkgan.cli import main
 from render.video import read_video
 
@@ -61,8 +62,11 @@ def demo_out(tmp_path_factory):
     tiny = [*HEADS_3D, "train.ckpt_every_minutes=10", "train.init="]  # tiny G: from scratch
     sets = [a for o in tiny for a in ("--set", o)]
     argv = ["demo", "--kimg", "0.016", "--frames", "8", "--grid", "32", "--render-res", "16"]
-    argv += ["--baseline", "--out", str(out)]
-    assert main([*argv, *sets, "--no-progress"]) == 0
+    argv += ["--baseline", "--fid-num", "6", "--fid-repeats", "2", "--out", str(out)]
+    with pytest.MonkeyPatch.context() as mp:  # a small attribute classifier: seconds, not minutes
+        mp.setattr(part_quality, "ATTRIBUTE_TRAIN", 64)
+        mp.setattr(part_quality, "ATTRIBUTE_HELD_OUT", 32)
+        assert main([*argv, *sets, "--no-progress"]) == 0
     return out
 
 
@@ -86,8 +90,15 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
             mesh = read_mesh(meshes / f"{stem}{suffix}")
             assert mesh.num_faces > 0 and mesh.colors is not None
     assert read_video(meshes / "turntable.mp4").shape[0] == 8 // 3  # meshes: a third
+    # Quality per part for both runs, FID / KID with their spread over the repeats.
+    for run in (metrics, metrics["unlinked"]):
+        assert set(run["diversity"]["model"]["top"]) == {"image", "depth"}
+        assert set(run["attributes"]["ratio"]) == {"hair", "nose", "skin"}
+        assert len(run["fid_runs"]) == 2 and run["fid_std"] >= 0 and "kid_mean" in run
+    assert metrics["diversity"]["data"]["top"]["image"] > 0
     html = (demo_out / "index.html").read_text()
     assert "Linked vs the same fine-tuning without the link (0.016 kimg)" in html
+    assert "Quality, overall and per part" in html and "hair: hat" in html
     for ref in re.findall(r"(?:src|href)='([^']+)'", html):
         assert (demo_out / ref).is_file(), ref  # everything the page needs lies beside it
     # A second demo into the same folder is refused before anything is touched.
@@ -96,6 +107,9 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
     assert "already holds a demo run" in capsys.readouterr().err
     assert main(["demo", "--kimg", "0", "--out", str(demo_out.parent / "new")]) == 2
     assert "--minutes / --kimg: need a budget > 0" in capsys.readouterr().err
+    assert main(["demo", "--fid-num", "1", "--out", str(demo_out.parent / "new")]) == 2
+    assert "--fid-num / --fid-repeats" in capsys.readouterr().err
+    assert not (demo_out.parent / "new").exists()
 
 
 def test_report_opens_in_headless_chromium_with_videos_and_mesh_viewers(demo_out, tmp_path):

@@ -154,6 +154,32 @@ def test_share_form_measures_eq4_on_summed_change_and_eq3_per_pixel():
     assert terms["share"]["link/part/image/out"] > terms["relative"]["link/part/image/out"]
 
 
+def test_share_fixed_has_shares_value_but_never_rewards_a_bigger_change_inside():
+    """d(share)/d(inside change) < 0: ``share`` can be lowered by growing the part's own
+    change. ``share_fixed`` detaches the whole change: same value, no such pull."""
+    x = torch.zeros(1, 3, RES, RES)
+    m = BoxRegion((BOX,)).mask(RES, RES)[None]
+    grads = {}
+    for form in ("share", "share_fixed"):
+        gain_in = torch.tensor(1.0, requires_grad=True)
+        gain_out = torch.tensor(0.3, requires_grad=True)
+        x1 = x + 0.5 * (gain_in * m + gain_out * (1 - m))  # the link's edit, partly outside
+        value = leak_fraction(x1, x, 1 - m, summed=True, fixed_total=form == "share_fixed")
+        value.backward()
+        grads[form] = (value.item(), gain_in.grad.item(), gain_out.grad.item())
+    assert grads["share"][0] == pytest.approx(grads["share_fixed"][0])
+    assert grads["share"][1] < 0  # share: a bigger inside change lowers the loss
+    assert grads["share_fixed"][1] == 0  # share_fixed: only the outside change is pushed
+    assert grads["share_fixed"][2] > 0
+    G = ToyG(coupling=1.0)
+    ws = torch.randn(4, 3, W_DIM)
+    totals = {}
+    for form in ("share", "share_fixed"):
+        torch.manual_seed(0)
+        totals[form] = link_loss(_render(G), ws, _links(), form=form).total.item()
+    assert totals["share"] == pytest.approx(totals["share_fixed"], rel=1e-6)
+
+
 def test_relative_form_cannot_be_met_by_shrinking_the_generator():
     G = ToyG(coupling=1.0)
     ws = torch.randn(4, 3, W_DIM)

@@ -30,7 +30,7 @@ import torch
 from link_core.link.links import Link
 from link_core.link.regions import Outputs, resize_mask
 
-LOSS_FORMS = ("absolute", "relative", "share")
+LOSS_FORMS = ("absolute", "relative", "share", "share_fixed")
 """How the link loss measures eqs. 3 and 4 (``link.form``; :func:`link_loss`)."""
 
 RenderFn = Callable[[torch.Tensor, torch.Tensor | None], Outputs]
@@ -49,7 +49,11 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
 
 
 def change_share(
-    perturbed: torch.Tensor, original: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8
+    perturbed: torch.Tensor,
+    original: torch.Tensor,
+    mask: torch.Tensor,
+    eps: float = 1e-8,
+    fixed_total: bool = False,
 ) -> torch.Tensor:
     """The share of a perturbation's whole squared change that lies inside ``mask``, per sample.
 
@@ -57,10 +61,12 @@ def change_share(
     a difference heat map shows. A nose edit that moves the silhouette by one pixel all round
     the head has a small per-pixel mean outside the nose but most of its energy there.
     perturbed, original: ``[B, C, H, W]``; mask: ``[B, 1, H, W]`` in [0, 1]. Returns ``[B]``
-    in [0, 1]; 0 where nothing changed.
+    in [0, 1]; 0 where nothing changed. ``fixed_total``: the whole change is a constant to
+    the gradient (detached), which then only moves the masked change.
     """
     sq = (perturbed - original).square().sum(dim=1, keepdim=True)
-    return (sq * mask).sum(dim=(1, 2, 3)) / (sq.sum(dim=(1, 2, 3)) + eps)
+    total = sq.sum(dim=(1, 2, 3)) + eps
+    return (sq * mask).sum(dim=(1, 2, 3)) / (total.detach() if fixed_total else total)
 
 
 def leak_fraction(
@@ -69,6 +75,7 @@ def leak_fraction(
     wrong: torch.Tensor,
     eps: float = 1e-6,
     summed: bool = False,
+    fixed_total: bool = False,
 ) -> torch.Tensor:
     """The share of a perturbation's change that lands where it should not, in [0, 1).
 
@@ -80,15 +87,18 @@ def leak_fraction(
     moves everything else a little already looks local (0.1 out/in) while nine tenths of
     its change lie outside the part. perturbed, original: ``[B, C, H, W]``; wrong:
     ``[B, 1, H, W]`` in [0, 1]. Returns a scalar; 0 when no sample qualifies.
+    ``fixed_total``: the denominator (the whole change) is detached, so the gradient only
+    shrinks the wrong side's change and never rewards a bigger change on the right side.
     """
     mass = wrong.sum(dim=(1, 2, 3))
     both = ((mass > 0.5) & (mass < wrong[0].numel() - 0.5)).to(perturbed.dtype)
     if summed:
-        frac = change_share(perturbed, original, wrong, eps)
+        frac = change_share(perturbed, original, wrong, eps, fixed_total)
     else:
         e_wrong = masked_mse(perturbed, original, wrong)
         e_right = masked_mse(perturbed, original, 1.0 - wrong)
-        frac = e_wrong / (e_wrong + e_right + eps)
+        total = e_wrong + e_right + eps
+        frac = e_wrong / (total.detach() if fixed_total else total)
     return (frac * both).sum() / both.sum().clamp(min=1.0)
 
 
@@ -150,9 +160,10 @@ def in_out_terms(
     if form == "absolute":
         l_in = masked_mse(x2, x, mask).mean() * scale2  # eq. 3
         return l_in, masked_mse(x1, x, 1.0 - mask).mean() * scale2  # eq. 4
-    l_in = leak_fraction(x2, x, mask)  # eq. 3, as a share of x₂'s change
-    # eq. 4, as a share of x₁'s change (per pixel, or summed: ``share``)
-    return l_in, leak_fraction(x1, x, 1.0 - mask, summed=form == "share")
+    fixed = form == "share_fixed"
+    l_in = leak_fraction(x2, x, mask, fixed_total=fixed)  # eq. 3, as a share of x₂'s change
+    # eq. 4, as a share of x₁'s change (per pixel, or summed: ``share``, ``share_fixed``)
+    return l_in, leak_fraction(x1, x, 1.0 - mask, summed=form != "relative", fixed_total=fixed)
 
 
 @dataclass
@@ -210,6 +221,11 @@ def link_loss(
         surface leaves is empty and an empty region adds no loss (docs/results.md). The 3-D
         demo preset uses it: per pixel, a nose edit that moves a band across the face a
         little still looks local, since the band's pixels outnumber the nose's.
+        ``share_fixed`` is ``share`` with each share's denominator (the perturbation's whole
+        change) detached: the same value and scale-free weight, but the gradient only
+        shrinks the change on the wrong side. ``share`` can also be lowered by making the
+        part's own change larger, which fine-tunes do (the parts then vary more than the
+        data's: ``linkgan metrics --metrics diversity``).
     sources: ``[B, num_ws, w_dim]``, other instances' w. When given, x₁ and x₂ *resample*
         instead of adding noise: they take their moved axes from ``sources`` (α = 1: the
         whole way, :func:`swap_axes`), so every perturbed w is one the mapping produces, as

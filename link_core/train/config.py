@@ -29,7 +29,7 @@ from link_core.train.config_io import (  # noqa: F401  (re-exported)
     read_preset,
 )
 
-LOSS_FORMS = ("absolute", "relative", "share")
+LOSS_FORMS = ("absolute", "relative", "share", "share_fixed")
 """How the link loss measures eqs. 3 and 4 (``link.form``; ``link_core.link.link_loss``)."""
 
 
@@ -121,7 +121,9 @@ class LinkConfig:
     perturbation's change on the wrong side as a share of its whole change (scale-free;
     small generators fine-tuned with the absolute form collapse instead of linking).
     ``share``: relative, with eq. 4 as the share of the link's summed change outside its
-    region (what the edit grids show; ``link_core.link.link_loss``)."""
+    region (what the edit grids show; ``link_core.link.link_loss``). ``share_fixed``:
+    ``share`` whose gradient only shrinks the change on the wrong side (the whole change
+    detached), so it cannot be met by making the part's own change larger."""
     adam: str = "shared"
     """Which Adam steps the link phase. ``shared``: G's own, as lazy regularizers do in
     StyleGAN2 (its running RMS then follows the larger of the link and adversarial

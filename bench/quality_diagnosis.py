@@ -43,7 +43,7 @@ def _measure(model: Model, num_fid: int, repeats: int, num_link: int) -> dict[st
     row["protocol"] = quality["protocol"]["summary"]
     row["link_mse"] = model.measure(["link_mse"], num=num_link, progress=False)["link_mse"]
     row["diversity"] = model.measure(["diversity"], num=256, progress=False)["diversity"]
-    if not model.config.data.path and model.config.data.synthetic == "heads":
+    if not model.config.data.path and model.config.data.synthetic in ("heads", "toyfaces"):
         row["attributes"] = model.measure(["attributes"], num=1024, progress=False)["attributes"]
     return row
 
@@ -87,7 +87,7 @@ def table(result: dict[str, Any]) -> str:
         worst = "–"
         if attrs:
             w = attrs["worst"]
-            hat = attrs["ratio"]["hair"]["hat"]
+            hat = attrs["ratio"].get("hair", {}).get("hat", math.nan)
             worst = f"{w['attribute']} {w['value']} {w['ratio']:.2f}, hat {hat:.2f}"
         lines.append(f"| {name} | {fid} | {kid} | {local} | {inside} | {kept} | {worst} |")
     return "\n".join(lines)

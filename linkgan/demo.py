@@ -205,10 +205,10 @@ def run_demo(
 
 
 def _quality_metrics(cfg: Any, fid: bool) -> list[str]:
-    """Per-part quality for every demo; attributes on the synthetic heads; FID / KID (the
-    data set's Inception statistics take minutes the first time) with ``--baseline``."""
+    """Per-part quality for every demo; attributes on the built-in synthetic sets; FID / KID
+    (the data set's Inception statistics take minutes the first time) with ``--baseline``."""
     names = ["diversity"]
-    if not cfg.data.path and cfg.data.synthetic == "heads":
+    if not cfg.data.path and cfg.data.synthetic in ("heads", "toyfaces"):
         names.append("attributes")
     return [*names, "fid", "kid"] if fid else names
 

@@ -5,11 +5,13 @@ data, and does the generator still draw every kind of thing the data shows (hats
   :mod:`link_core.metrics.diversity`) over N seeds from the model's default (frontal) camera,
   and, on the built-in synthetic heads, the data's over N heads from the same camera
   (rendered with depth, so ``box3d`` regions find their pixels the same way).
-- :func:`attribute_check`: the frequency of each head attribute (hair: none, cap, bun, hat,
-  cone; nose: cone, round; skin: natural, fantasy) in generated images, read by a small
-  classifier trained on rendered heads whose attributes are known, against the same
-  classifier's frequencies on held-out real heads (:mod:`link_core.metrics.attributes`).
-  The classifier is trained once per data set and resolution and cached.
+- :func:`attribute_check`: the frequency of each attribute of the built-in synthetic sets
+  (heads: hair none / cap / bun / hat / cone, nose cone / round, skin natural / fantasy;
+  toy faces: two-way splits of the background, left eye and mouth draws) in generated
+  images, read by a small classifier trained on items whose attributes are known, against
+  the same classifier's frequencies on held-out real items
+  (:mod:`link_core.metrics.attributes`). The classifier is trained once per data set and
+  resolution and cached.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -50,10 +53,22 @@ ATTRIBUTE_VERSION = 1
 """Bumped when the classifier's recipe changes (a new cache entry)."""
 
 
-def _synthetic_heads(cfg: Config, what: str) -> None:
-    if cfg.data.path or cfg.data.synthetic != "heads":
+def _attribute_kind(cfg: Config) -> str:
+    """``heads`` or ``toyfaces``: the built-in sets whose items record their attributes."""
+    if cfg.data.path or cfg.data.synthetic not in ("heads", "toyfaces"):
         data = cfg.data.path or f"synthetic {cfg.data.synthetic}"
-        raise UserError(f"{what}: needs the built-in synthetic heads (data.synthetic), not {data}")
+        raise UserError(
+            f"attributes: need the built-in synthetic heads or toy faces (data.synthetic), "
+            f"not {data}"
+        )
+    return cfg.data.synthetic
+
+
+def _vocab(kind: str) -> dict[str, tuple[str, ...]]:
+    from link_core.synth.heads import HEAD_ATTRIBUTES
+    from link_core.synth.toyfaces import TOYFACE_ATTRIBUTES
+
+    return HEAD_ATTRIBUTES if kind == "heads" else TOYFACE_ATTRIBUTES
 
 
 def _render(cfg: Config, indices: Sequence[int], cameras: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -74,9 +89,9 @@ def part_diversity(
     """``{"model": {link: {map: diversity}}, "data": ... | None, "settings": ...}``.
 
     Model: seeds ``seed …`` from the default camera (EG3D: frontal), maps ``image`` in
-    [0, 1] and ``depth`` (3-D). Data (``cfg`` with the synthetic heads): items ``0 … num-1``
-    of the data set rendered from that camera, the background's infinite depth set to the
-    far bound (``model.extra.ray_end``), masks from the same regions.
+    [0, 1] and ``depth`` (3-D). Data (``cfg`` with the built-in heads or toy faces): items
+    ``0 … num-1`` of the data set (heads rendered from that camera with depth,
+    :func:`_data_outputs`), masks from the same regions.
     """
     device = next(G.parameters()).device
     moments: dict[str, dict[str, RegionMoments]] = {}
@@ -86,20 +101,13 @@ def part_diversity(
         ws = G.mapping(seeds_to_z(range(seed + start, seed + start + n), G.z_dim).to(device), c)
         _accumulate(moments, G.synthesis(ws, c, noise_mode="const"), c, links)
     result: dict[str, Any] = {"model": _diversities(moments), "data": None}
-    if cfg is not None and not cfg.data.path and cfg.data.synthetic == "heads":
-        far = float(cfg.model.extra.get("ray_end", 10.0))
+    kind = None if cfg is None or cfg.data.path else cfg.data.synthetic
+    if kind in ("heads", "toyfaces"):
         data: dict[str, dict[str, RegionMoments]] = {}
         for start in range(0, num, batch):
             n = min(batch, num - start)
             c = view_cameras(G, n, "cpu")
-            views = _render(cfg, range(start, start + n), c)
-            image = views["image"].float() / 127.5 - 1
-            if image.shape[-1] != G.img_resolution:  # the regions' pixels, as the model's
-                image = F.interpolate(image, size=G.img_resolution, mode="area")
-            depth = views["depth"].nan_to_num(posinf=far).clamp(max=far)
-            if depth.shape[-1] != G.img_resolution:
-                depth = F.interpolate(depth, size=G.img_resolution, mode="nearest")
-            _accumulate(data, {"image": image, "image_depth": depth}, c, links)
+            _accumulate(data, _data_outputs(G, cfg, kind, range(start, start + n), c), c, links)
         result["data"] = _diversities(data)
     result["settings"] = {
         "num": num,
@@ -109,6 +117,31 @@ def part_diversity(
         "(link_core.metrics.diversity); image in [0, 1], depth in world units",
     }
     return result
+
+
+def _data_outputs(
+    G: torch.nn.Module, cfg: Config, kind: str, indices: range, c: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Data items as generator outputs at G's resolution: toy faces as drawn; heads rendered
+    from cameras ``c`` with depth (the background's infinite depth set to the far bound,
+    ``model.extra.ray_end``)."""
+    from link_core.synth import draw_toyface
+
+    if kind == "toyfaces":
+        drawn = [draw_toyface(cfg.data.seed, i, cfg.data.resolution)[0] for i in indices]
+        image = torch.from_numpy(np.stack(drawn)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        outputs = {"image": image}
+    else:
+        views = _render(cfg, indices, c)
+        far = float(cfg.model.extra.get("ray_end", 10.0))
+        depth = views["depth"].nan_to_num(posinf=far).clamp(max=far)
+        outputs = {"image": views["image"].float() / 127.5 - 1, "image_depth": depth}
+    size = G.img_resolution
+    for name, x in outputs.items():  # the regions' pixels, as the model's
+        if x.shape[-1] != size:
+            mode = "area" if name == "image" else "nearest"
+            outputs[name] = F.interpolate(x, size=size, mode=mode)
+    return outputs
 
 
 def _accumulate(
@@ -142,25 +175,33 @@ def attribute_cameras(num: int, seed: int) -> torch.Tensor:
     return orbit_labels(torch.deg2rad(yaw), torch.deg2rad(pitch), SYNTH_CAMERA).float()
 
 
-def _real_heads(
-    cfg: Config, start: int, num: int, seed: int, progress: bool
+def _real_items(
+    cfg: Config, kind: str, start: int, num: int, seed: int, progress: bool
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Rendered heads ``start …`` (uint8) from :func:`attribute_cameras` and their labels."""
+    """Items ``start …`` of the synthetic set (uint8; heads rendered from
+    :func:`attribute_cameras` with ``seed``) and their attribute labels."""
     from tqdm.auto import tqdm
 
-    from link_core.synth.heads import HEAD_ATTRIBUTES
+    from link_core.synth import draw_toyface
     from link_core.synth.render import item_attributes
 
-    cameras = attribute_cameras(num, seed)
-    images = []
-    chunk = 128
-    for k in tqdm(range(0, num, chunk), "render heads", disable=not progress):
-        idx = range(start + k, start + min(num, k + chunk))
-        images.append(_render(cfg, idx, cameras[k : k + len(idx)])["image"])
-    attrs = [item_attributes("heads", cfg.data.seed, start + i) for i in range(num)]
+    images, attrs = [], []
+    if kind == "heads":
+        cameras = attribute_cameras(num, seed)
+        chunk = 128
+        for k in tqdm(range(0, num, chunk), "render heads", disable=not progress):
+            idx = range(start + k, start + min(num, k + chunk))
+            images.append(_render(cfg, idx, cameras[k : k + len(idx)])["image"])
+        attrs = [item_attributes("heads", cfg.data.seed, start + i) for i in range(num)]
+    else:
+        for i in tqdm(range(start, start + num), "draw toy faces", disable=not progress):
+            record: dict[str, str] = {}
+            image, _ = draw_toyface(cfg.data.seed, i, cfg.data.resolution, record)
+            images.append(torch.from_numpy(image).permute(2, 0, 1)[None])
+            attrs.append(record)
     labels = {
         name: torch.tensor([values.index(a[name]) for a in attrs])
-        for name, values in HEAD_ATTRIBUTES.items()
+        for name, values in _vocab(kind).items()
     }
     return torch.cat(images), labels
 
@@ -172,38 +213,42 @@ def attribute_classifier(
     train: int | None = None,
     held_out: int | None = None,
 ) -> tuple[AttributeNet, dict[str, Any]]:
-    """The attribute classifier of ``cfg``'s synthetic heads at ``data.resolution``: loaded
-    from the cache, or trained on ``train`` rendered heads (default
-    :data:`ATTRIBUTE_TRAIN`) and checked on ``held_out`` more (:data:`ATTRIBUTE_HELD_OUT`;
-    held-out accuracy and frequencies in its card)."""
+    """The attribute classifier of ``cfg``'s synthetic set at ``data.resolution``: loaded
+    from the cache, or trained on ``train`` items (default :data:`ATTRIBUTE_TRAIN`) and
+    checked on ``held_out`` more (:data:`ATTRIBUTE_HELD_OUT`; held-out accuracy and
+    frequencies in its card)."""
     from link_core.data import cache_dir
-    from link_core.synth.heads import HEAD_ATTRIBUTES
 
-    _synthetic_heads(cfg, "attributes")
+    kind = _attribute_kind(cfg)
+    vocab = _vocab(kind)
     res, seed = cfg.data.resolution, cfg.data.seed
     train = ATTRIBUTE_TRAIN if train is None else train
     held_out = ATTRIBUTE_HELD_OUT if held_out is None else held_out
     root = Path(cache) if cache is not None else cache_dir() / "attributes"
-    path = root / f"heads_s{seed}_r{res}_n{train}_{held_out}_v{ATTRIBUTE_VERSION}.safetensors"
+    path = root / f"{kind}_s{seed}_r{res}_n{train}_{held_out}_v{ATTRIBUTE_VERSION}.safetensors"
     loaded = load_attribute_net(path)
     if loaded is not None:
         return loaded
-    images, labels = _real_heads(cfg, ATTRIBUTE_ITEMS, train, 1, progress)
-    net = train_attribute_net(images, labels, HEAD_ATTRIBUTES)
+    images, labels = _real_items(cfg, kind, ATTRIBUTE_ITEMS, train, 1, progress)
+    net = train_attribute_net(images, labels, vocab)
     start = ATTRIBUTE_ITEMS + train
-    held, held_labels = _real_heads(cfg, start, held_out, 2, progress)
+    held, held_labels = _real_items(cfg, kind, start, held_out, 2, progress)
     predicted = predict_attributes(net, held)
     card = {
-        "data": f"synthetic heads, seed {seed}, {res}^2",
+        "data": f"synthetic {kind}, seed {seed}, {res}^2",
         "train": f"items {ATTRIBUTE_ITEMS}..{start - 1}",
         "held_out": f"items {start}..{start + held_out - 1}",
-        "cameras": f"yaw within ±{ATTRIBUTE_YAW_DEG:g}°, pitch within ±{ATTRIBUTE_PITCH_DEG:g}°",
+        "cameras": (
+            f"yaw within ±{ATTRIBUTE_YAW_DEG:g}°, pitch within ±{ATTRIBUTE_PITCH_DEG:g}°"
+            if kind == "heads"
+            else "none (2-D)"
+        ),
         "held_out_accuracy": {k: round(v, 4) for k, v in accuracy(predicted, held_labels).items()},
-        "held_out_true": frequencies(held_labels, HEAD_ATTRIBUTES),
-        "held_out_predicted": frequencies(predicted, HEAD_ATTRIBUTES),
+        "held_out_true": frequencies(held_labels, vocab),
+        "held_out_predicted": frequencies(predicted, vocab),
     }
     save_attribute_net(net, path, card)
-    return net, {"vocab": {k: list(v) for k, v in HEAD_ATTRIBUTES.items()}, **card}
+    return net, {"vocab": {k: list(v) for k, v in vocab.items()}, **card}
 
 
 def attribute_check(
@@ -221,12 +266,13 @@ def attribute_check(
     model / data per value (1 is right; ``worst`` the farthest from 1)."""
     net, card = attribute_classifier(cfg, cache, progress, *classifier)
     device = next(G.parameters()).device
-    cameras = attribute_cameras(num, 3)
+    heads = cfg.data.synthetic == "heads"
+    cameras = attribute_cameras(num, 3) if heads else torch.zeros(num, G.c_dim)
     images = []
     batch = 16
     from tqdm.auto import tqdm
 
-    for start in tqdm(range(0, num, batch), "generate heads", disable=not progress):
+    for start in tqdm(range(0, num, batch), "generate", disable=not progress):
         n = min(batch, num - start)
         c = cameras[start : start + n].to(device)
         z = seeds_to_z(range(seed + start, seed + start + n), G.z_dim).to(device)

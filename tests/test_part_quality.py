@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import HEADS_3D
 
+from link_core.errors import UserError
 from link_core.metrics.attributes import (
     accuracy,
     frequencies,
@@ -151,10 +152,28 @@ def test_metrics_diversity_and_attributes_on_a_3d_model(heads_run, tmp_path, mon
     assert stored[0].stat().st_mtime_ns == before and again["model"] == check["model"]
 
 
-def test_metrics_attributes_need_the_synthetic_heads(tmp_path, tiny_overrides):
+def test_toy_faces_attributes_and_diversity_and_a_folder_has_none(tmp_path, tiny_overrides):
+    from link_core.synth import draw_toyface
+    from linkgan import part_quality
+    from linkgan.model import Model
+
+    record = {}
+    image, _ = draw_toyface(0, 3, 16, record)
+    assert set(record) == {"background", "left_pupil", "mouth"}
+    assert (draw_toyface(0, 3, 16)[0] == image).all()  # recording draws nothing
     run = tmp_path / "run"
     api.train(run, None, [*tiny_overrides, "train.kimg=0.004"], progress=False)
-    assert main(["metrics", "--ckpt", str(run), "--metrics", "attributes"]) == 2
+    model = Model.load(run)
+    check = part_quality.attribute_check(
+        model.G, model.config, 8, progress=False, cache=tmp_path / "c", classifier=(64, 32)
+    )
+    assert set(check["ratio"]) == {"background", "left_pupil", "mouth"}
+    assert check["classifier"]["data"].startswith("synthetic toyfaces")
+    div = part_quality.part_diversity(model.G, model.links, model.config, num=4)
+    assert set(div["data"]["left_eye"]) == {"image"} and div["data"]["left_eye"]["image"] > 0
+    model.config.data.path = str(tmp_path / "photos.zip")
+    with pytest.raises(UserError, match="attributes: need the built-in"):
+        part_quality.attribute_check(model.G, model.config, 8, progress=False)
 
 
 def test_fid_repeats_give_mean_and_std_over_disjoint_fakes(tmp_path, tiny_overrides, monkeypatch):

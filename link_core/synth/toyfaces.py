@@ -73,12 +73,26 @@ def _face_ellipse(rng: np.random.Generator) -> tuple[float, float, float, float]
     return cx, cy, rx * grow, ry * grow
 
 
-def draw_toyface(seed: int, index: int, resolution: int) -> tuple[np.ndarray, np.ndarray]:
+TOYFACE_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "background": ("dark", "light"),
+    "left_pupil": ("dark", "light"),
+    "mouth": ("narrow", "wide"),
+}
+"""Two-way splits of a toy face's continuous draws, for attribute frequencies: the
+background's and the left eye disk's HSV value below / at or above 0.6, the mouth bar's
+width below / at or above 0.22 of the image."""
+
+
+def draw_toyface(
+    seed: int, index: int, resolution: int, attributes: dict[str, str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw toy face ``index`` of the set ``seed``.
 
     Returns ``(image, mask)``: image uint8 ``[H, W, 3]`` RGB, mask uint8 ``[H, W]`` part ids
     (indices into :data:`TOYFACE_PARTS`), ``H = W = resolution`` (a power of two >= 16).
+    ``attributes``: also its :data:`TOYFACE_ATTRIBUTES` values, written into that dict.
     """
+    record = attributes if attributes is not None else {}
     r = int(resolution)
     if r < 16 or r & (r - 1):
         raise ValueError(f"toy faces: resolution must be a power of two >= 16, got {resolution}")
@@ -89,6 +103,7 @@ def draw_toyface(seed: int, index: int, resolution: int) -> tuple[np.ndarray, np
 
     # Everything is drawn from rng in one fixed order, so an image depends on (seed, index) only.
     canvas[:] = random_colour(rng, sat=(0.15, 1.0), val=(0.2, 1.0))
+    record["background"] = "light" if canvas[0, 0].max() >= 0.6 else "dark"  # max(RGB) = HSV v
     cx, cy, rx, ry = _face_ellipse(rng)
     face = ((u[None, :] - cx) / rx) ** 2 + ((u[:, None] - cy) / ry) ** 2 <= 1.0
     canvas[face] = random_colour(rng, hue=(-0.02, 0.12), sat=(0.2, 0.7), val=(0.45, 1.0))
@@ -105,7 +120,9 @@ def draw_toyface(seed: int, index: int, resolution: int) -> tuple[np.ndarray, np
         ex = rng.uniform(x0 + rad + _MARGIN, x1 - rad - _MARGIN)
         ey = rng.uniform(y0 + rad + _MARGIN, y1 - rad - _MARGIN)
         eye = (px[None, :] - ex) ** 2 + (py[:, None] - ey) ** 2 <= rad**2
-        patch[eye] = random_colour(rng, sat=(0.5, 1.0), val=(0.1, 1.0))
+        patch[eye] = pupil = random_colour(rng, sat=(0.5, 1.0), val=(0.1, 1.0))
+        if part == "left_eye":
+            record["left_pupil"] = "light" if pupil.max() >= 0.6 else "dark"
 
     x0, y0, x1, y1 = TOYFACE_BOXES["mouth"]
     sl = np.s_[round(y0 * n) : round(y1 * n), round(x0 * n) : round(x1 * n)]
@@ -113,6 +130,7 @@ def draw_toyface(seed: int, index: int, resolution: int) -> tuple[np.ndarray, np
     patch[:] = random_colour(rng, sat=(0.1, 0.9), val=(0.35, 1.0))
     px, py = u[sl[1]], u[sl[0]]
     bw = rng.uniform(0.12, 0.32)
+    record["mouth"] = "wide" if bw >= 0.22 else "narrow"
     bh = rng.uniform(0.025, 0.07)
     bx = rng.uniform(x0 + bw / 2 + _MARGIN, x1 - bw / 2 - _MARGIN)
     by = rng.uniform(y0 + bh / 2 + _MARGIN, y1 - bh / 2 - _MARGIN)

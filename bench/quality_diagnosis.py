@@ -10,8 +10,9 @@ of each edit's change inside its part, each part's diversity, and attribute freq
 A variant is ``NAME:KEY=VALUE,KEY=VALUE`` (empty after the colon: the preset as it is);
 ``NAME=PATH`` measures an existing run or checkpoint instead of training (e.g.
 ``shipped=base:heads_3d_links``). Runs go to ``DIR/NAME`` and are kept; a finished run is
-measured again, not retrained. The variant named ``unlinked`` (required) is the reference
-for locality and diversity. ``--table`` prints the Markdown table of an existing JSON.
+measured, not retrained, and a variant the JSON already holds is kept (``--remeasure``).
+The variant named ``unlinked`` (required) is the reference for locality and diversity.
+``--table`` prints the Markdown table of an existing JSON.
 """
 
 from __future__ import annotations
@@ -105,6 +106,9 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=128, help="link_mse seeds")
     parser.add_argument("--out", default="bench/results/quality_diagnosis.json")
     parser.add_argument("--table", default="", help="print the table of this JSON and stop")
+    parser.add_argument(
+        "--remeasure", action="store_true", help="measure variants the JSON already holds again"
+    )
     args = parser.parse_args()
     if args.table:
         print(table(json.loads(Path(args.table).read_text(encoding="utf-8"))))
@@ -117,6 +121,8 @@ def main() -> None:
     result.update(config=args.config, kimg=args.kimg, overrides=args.overrides)
     result.setdefault("variants", {})
     for name, spec in variants.items():
+        if name in result["variants"] and not args.remeasure:
+            continue  # measured before (same --out): kept
         started = time.monotonic()
         if isinstance(spec, str):
             model = Model.load(spec)

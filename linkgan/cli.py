@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         from linkgan.build import show_run_config
 
         print(show_run_config(args.preset, args.overrides), end="")
-    elif cmd in ("generate", "edit", "metrics", "export", "render", "invert", "view"):
+    elif cmd in ("generate", "edit", "metrics", "compare", "export", "render", "invert", "view"):
         _model_command(args, progress)
     elif cmd == "publish":
         from linkgan.publishing import publish
@@ -123,6 +123,12 @@ def _model_command(args: argparse.Namespace, progress: bool) -> None:
     elif cmd == "metrics":
         options = {"real_num": args.real_num, "repeats": args.repeats}
         _print(model.measure(args.metrics, args.num, args.out, progress, **options))
+    elif cmd == "compare":
+        from linkgan.comparing import compare, compare_table
+
+        regions = [r.strip() for r in args.regions.split(",") if r.strip()]
+        options = {"num": args.num, "seed": args.seed, "jacobian_samples": args.jacobian_samples}
+        print(compare_table(compare(model, regions, args.out, progress=progress, **options)))
     elif cmd == "export":
         formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
         options = {"samples": samples, "grid": args.grid, "formats": formats, "level": level}

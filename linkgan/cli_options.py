@@ -86,6 +86,13 @@ COMMANDS = {
         "linkgan metrics --ckpt runs/q2d --metrics link_mse,fid,kid --num 256 --out m.json",
         ("ckpt", "quiet"),
     ),
+    "compare": (
+        "LinkGAN's edits against post-hoc local editors (ReSeFa, StyleSpace, SeFa) on the "
+        "same model, at matched MSE inside each region (paper Table 2, Fig. 8): a folder "
+        "--out with compare.json, compare.md and a grid per region.",
+        "linkgan compare --ckpt base:heads_3d_links --regions eyes,nose,mouth --out cmp/",
+        ("ckpt", "out", "quiet"),
+    ),
     "export": (
         "Coloured marching-cubes meshes (world units) of a seed and of link edits (3-D "
         "models; a folder --out with summary.json).",
@@ -213,6 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
         "mean ± std (the noise of the figure)",
     )
     a("--out", default=None, help="JSON file to write")
+
+    a = p["compare"].add_argument
+    a("--regions", default="", help="links to compare, e.g. eyes,nose,mouth (default: all)")
+    a("--num", type=int, default=16, help="samples edited per region and method")
+    a("--seed", type=int, default=0, help="first seed of the samples")
+    a(
+        "--jacobian-samples",
+        type=int,
+        default=4,
+        help="samples whose Jacobians give ReSeFa's direction and StyleSpace's channels",
+    )
 
     a = p["export"].add_argument
     a("--grid", type=int, default=256, help="density grid size per axis")

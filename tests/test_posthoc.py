@@ -3,6 +3,7 @@ its region's styles read w[0:2] only, the rest's styles read w[2:] (plus a known
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -154,3 +155,28 @@ def test_sefa_takes_the_affines_top_eigenvectors():
     assert m_out > m_in and not math.isnan(m_in)
     with pytest.raises(ValueError, match="no style affine"):
         style_affines(nn.Linear(2, 2))
+
+
+def test_compare_writes_rows_table_and_grids_at_matched_mse_in(tmp_path, tiny_overrides):
+    """``linkgan compare`` on a tiny 2-D run: every method per region and map, baselines at
+    the linked edit's RGB MSE_i, a grid per region, and a clear error for a wrong region."""
+    from linkgan import api
+    from linkgan.cli import main
+
+    run = tmp_path / "run"
+    api.train(run, None, [*tiny_overrides, "train.kimg=0.008"], progress=False)
+    out = tmp_path / "cmp"
+    argv = ["compare", "--ckpt", str(run), "--regions", "left_eye", "--num", "6"]
+    assert main([*argv, "--jacobian-samples", "2", "--out", str(out), "--no-progress"]) == 0
+    result = json.loads((out / "compare.json").read_text())
+    rows = {(r["method"], r["map"]): r for r in result["rows"]}
+    assert set(rows) == {(m, "image") for m in ("linkgan", "resefa", "stylespace", "sefa")}
+    target = rows["linkgan", "image"]["mse_in"]
+    assert target > 0
+    for method in ("resefa", "stylespace", "sefa"):
+        r = rows[method, "image"]
+        assert r["mse_in"] == pytest.approx(target, rel=0.3), method  # matched
+        assert r["mse_out"] >= 0 and r["strength"] > 0
+    assert (out / "compare_left_eye.png").is_file()
+    assert "| left_eye | image | resefa |" in (out / "compare.md").read_text()
+    assert main([*argv[:3], "--regions", "tail", "--out", str(tmp_path / "x")]) == 2

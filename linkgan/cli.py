@@ -128,6 +128,8 @@ def _model_command(args: argparse.Namespace, progress: bool) -> None:
 
         regions = [r.strip() for r in args.regions.split(",") if r.strip()]
         options = {"num": args.num, "seed": args.seed, "jacobian_samples": args.jacobian_samples}
+        if args.posthoc_ckpt:
+            options["posthoc"] = Model.load(args.posthoc_ckpt)
         print(compare_table(compare(model, regions, args.out, progress=progress, **options)))
     elif cmd == "export":
         formats = tuple(f.strip() for f in args.format.split(",") if f.strip())

@@ -90,7 +90,8 @@ COMMANDS = {
         "LinkGAN's edits against post-hoc local editors (ReSeFa, StyleSpace, SeFa) on the "
         "same model, at matched MSE inside each region (paper Table 2, Fig. 8): a folder "
         "--out with compare.json, compare.md and a grid per region.",
-        "linkgan compare --ckpt base:heads_3d_links --regions eyes,nose,mouth --out cmp/",
+        "linkgan compare --ckpt base:heads_3d_links --posthoc-ckpt base:heads_3d "
+        "--regions eyes,nose,mouth --out cmp/",
         ("ckpt", "out", "quiet"),
     ),
     "export": (
@@ -223,6 +224,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = p["compare"].add_argument
     a("--regions", default="", help="links to compare, e.g. eyes,nose,mouth (default: all)")
+    a(
+        "--posthoc-ckpt",
+        default=None,
+        help="the model the post-hoc editors run on, e.g. the base before linking (default: "
+        "--ckpt itself)",
+    )
     a("--num", type=int, default=16, help="samples edited per region and method")
     a("--seed", type=int, default=0, help="first seed of the samples")
     a(

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from link_core.data.images import to_uint8, write_png
 from link_core.edit.posthoc import (
     channel_offsets,
     region_gram,
@@ -56,7 +58,6 @@ def _image01(out: dict[str, torch.Tensor]) -> torch.Tensor:
 
 @torch.no_grad()
 def _mse(
-    G: torch.nn.Module,
     edit: EditFn,
     ws: torch.Tensor,
     c: torch.Tensor,
@@ -78,7 +79,6 @@ def _mse(
 
 
 def _matched(
-    G: torch.nn.Module,
     edit: EditFn,
     ws: torch.Tensor,
     c: torch.Tensor,
@@ -89,11 +89,11 @@ def _matched(
 ) -> tuple[float, dict[str, dict[str, float]]]:
     """The strength whose RGB MSE_i is closest to ``target`` after ``steps`` secant steps in
     log-log (MSE_i ∝ s² for small s), and its measures."""
-    s0, m0 = 1.0, _mse(G, edit, ws, c, base, mask, 1.0)
+    s0, m0 = 1.0, _mse(edit, ws, c, base, mask, 1.0)
     best = (abs(math.log(max(m0["image"]["mse_in"], 1e-30) / target)), s0, m0)
     s1 = s0 * math.sqrt(target / max(m0["image"]["mse_in"], 1e-30))
     for _ in range(steps):
-        m1 = _mse(G, edit, ws, c, base, mask, s1)
+        m1 = _mse(edit, ws, c, base, mask, s1)
         err = abs(math.log(max(m1["image"]["mse_in"], 1e-30) / target))
         if err < best[0]:
             best = (err, s1, m1)
@@ -118,13 +118,21 @@ def _region_edits(
     ws: torch.Tensor,
     c: torch.Tensor,
     sources: torch.Tensor,
-    sefa: torch.Tensor,
+    sefa: torch.Tensor | None,
     jacobian_samples: int,
 ) -> dict[str, EditFn]:
     """Each method's edit of the samples ``ws`` for one link's region, as a function of
-    the strength (the methods are described in the module's docstring)."""
+    the strength (the methods are described in the module's docstring); with ``sefa``
+    None, only ``linkgan``'s (no Jacobians)."""
     device = ws.device
     axis_mask = link.axis_mask(G.w_dim, device)
+
+    def linkgan_edit(w: torch.Tensor, cc: torch.Tensor, s: float) -> dict[str, torch.Tensor]:
+        moved = swap_axes(w, sources[: len(w)], s * axis_mask)
+        return G.synthesis(moved, cc, noise_mode="const")
+
+    if sefa is None:
+        return {"linkgan": linkgan_edit}
     jw, jc = ws[:jacobian_samples], c[:jacobian_samples]
     gram = region_gram(G, jw, jc, link.region, _image01)
     d_resefa = resefa_direction(gram).to(device)
@@ -142,10 +150,6 @@ def _region_edits(
 
         return edit
 
-    def linkgan_edit(w: torch.Tensor, cc: torch.Tensor, s: float) -> dict[str, torch.Tensor]:
-        moved = swap_axes(w, sources[: len(w)], s * axis_mask)
-        return G.synthesis(moved, cc, noise_mode="const")
-
     def style_edit(w: torch.Tensor, cc: torch.Tensor, s: float) -> dict[str, torch.Tensor]:
         with style_offsets(G, channel_offsets(G, channel, (s * signs[: len(w)]).tolist())):
             return G.synthesis(w, cc, noise_mode="const")
@@ -158,6 +162,28 @@ def _region_edits(
     }
 
 
+@dataclass
+class _Samples:
+    """One model's samples for a comparison: ws, cameras, other seeds' w, the originals."""
+
+    G: torch.nn.Module
+    ws: torch.Tensor
+    c: torch.Tensor
+    sources: torch.Tensor
+    base: dict[str, torch.Tensor]
+
+    @classmethod
+    def draw(cls, G: torch.nn.Module, num: int, seed: int) -> _Samples:
+        device = next(G.parameters()).device
+        c = view_cameras(G, num, device)
+        with torch.no_grad():
+            ws = G.mapping(seeds_to_z(range(seed, seed + num), G.z_dim).to(device), c)
+            other = seeds_to_z(range(seed + num, seed + 2 * num), G.z_dim).to(device)
+            sources = G.mapping(other, c)
+            base = G.synthesis(ws, c, noise_mode="const")
+        return cls(G, ws, c, sources, base)
+
+
 def compare(
     model: Model,
     regions: Sequence[str],
@@ -166,19 +192,23 @@ def compare(
     seed: int = 0,
     jacobian_samples: int = 4,
     progress: bool = True,
+    posthoc: Model | None = None,
 ) -> dict[str, Any]:
     """Write ``out/compare.json`` (rows ``{method, region, map, mse_in, mse_out,
     strength}``), ``out/compare.md`` and ``out/compare_<region>.png`` (rows: methods; columns:
-    the original, the edit, the change) and return the JSON's content."""
-    from link_core.data.images import to_uint8, write_png
-    from render.frames import labelled_grid
-    from render.heatmap import colorize, difference_map, outline, upscale
+    the original, the edit, the change) and return the JSON's content.
+
+    ``posthoc``: the model the post-hoc editors run on (default: ``model``). A user who asks
+    "link, or edit my model post hoc?" compares the linked model with the editors on the
+    model before linking (its base or unlinked fine-tune); on the linked model itself
+    ReSeFa can find the link's own axes.
+    """
+    from tqdm.auto import tqdm
 
     if num < 2:
         raise UserError(f"--num: need at least 2 samples, got {num}")
     if jacobian_samples < 1:
         raise UserError(f"--jacobian-samples: must be >= 1, got {jacobian_samples}")
-    G = model.G
     links = {lk.name: lk for lk in model.links}
     if not regions:
         regions = list(links)
@@ -187,66 +217,41 @@ def compare(
         raise UserError(
             f"--regions: {unknown[0]!r} is not a link of {model.spec} (links: {', '.join(links)})"
         )
+    other = posthoc if posthoc is not None else model
+    if other.G.w_dim != model.G.w_dim or other.G.is_3d != model.G.is_3d:
+        raise UserError(
+            f"--posthoc-ckpt: {other.spec} is not the same kind of model as {model.spec}"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    device = next(G.parameters()).device
-    z = seeds_to_z(range(seed, seed + num), G.z_dim).to(device)
-    c = view_cameras(G, num, device)
-    ws = G.mapping(z, c).detach()
-    sources = G.mapping(seeds_to_z(range(seed + num, seed + 2 * num), G.z_dim).to(device), c)
-    with torch.no_grad():
-        base = G.synthesis(ws, c, noise_mode="const")
-    sefa = sefa_directions(G, k=8).to(device)
+    linked = _Samples.draw(model.G, num, seed)
+    post = linked if posthoc is None else _Samples.draw(other.G, num, seed)
+    sefa = sefa_directions(post.G, k=8).to(post.ws.device)
     rows: list[dict[str, Any]] = []
-    from tqdm.auto import tqdm
-
     for region_name in tqdm(regions, "compare", disable=not progress):
         link = links[region_name]
-        mask = link.region(base, c)
-        edits = _region_edits(G, link, ws, c, sources, sefa, jacobian_samples)
-        measured = {"linkgan": (1.0, _mse(G, edits["linkgan"], ws, c, base, mask, 1.0))}
+        masks = {id(s): link.region(s.base, s.c) for s in (linked, post)}
+        edits = _region_edits(post.G, link, post.ws, post.c, post.sources, sefa, jacobian_samples)
+        own = _region_edits(linked.G, link, linked.ws, linked.c, linked.sources, None, 0)
+        edits["linkgan"] = own["linkgan"]  # the link's edit on the linked model
+        runs = {m: (linked if m == "linkgan" else post) for m in METHODS}
+        s = linked
+        measured = {"linkgan": (1.0, _mse(edits["linkgan"], s.ws, s.c, s.base, masks[id(s)], 1.0))}
         target = measured["linkgan"][1]["image"]["mse_in"]
         for method in METHODS[1:]:
-            measured[method] = _matched(G, edits[method], ws, c, base, mask, target)
+            s = runs[method]
+            measured[method] = _matched(edits[method], s.ws, s.c, s.base, masks[id(s)], target)
         for method, (strength, per_map) in measured.items():
             for map_name, m in per_map.items():
-                rows.append(
-                    {
-                        "method": method,
-                        "region": region_name,
-                        "map": map_name,
-                        **m,
-                        "strength": round(strength, 4),
-                    }
-                )
-        # Fig. 8: rows methods; columns the original, the edit of sample 0, its change.
-        tiles = []
-        with torch.no_grad():
-            shown = {k: e(ws[:1], c[:1], measured[k][0]) for k, e in edits.items()}
-        m0 = resize_mask(mask[:1], base["image"].shape[-2:])[0, 0].cpu().numpy()
-        diffs = {
-            k: difference_map(o["image"], base["image"][:1])[0].cpu().numpy()
-            for k, o in shown.items()
-        }
-        vmax = max(float(d.max()) for d in diffs.values()) or 1.0
-        for k in METHODS:
-            original = to_uint8(base["image"][:1])[0]
-            edited = to_uint8(shown[k]["image"])[0]
-            tiles.append(
-                [
-                    outline(upscale(original, 96), m0),
-                    outline(upscale(edited, 96), m0),
-                    outline(upscale(colorize(diffs[k], vmax), 96), m0),
-                ]
-            )
-        image = labelled_grid(
-            tiles, ["original", "edited", "change"], list(METHODS), title=f"region {region_name}"
-        )
+                row = {"method": method, "region": region_name, "map": map_name, **m}
+                rows.append({**row, "strength": round(strength, 4)})
+        image = _figure(edits, measured, runs, masks, region_name)
         write_png(image, out / f"compare_{region_name}.png")
     result = {
         "rows": rows,
         "settings": {
             "checkpoint": str(model.source),
+            "posthoc_checkpoint": str(other.source),
             "num": num,
             "seed": seed,
             "camera": "the model's default (frontal) camera",
@@ -260,6 +265,42 @@ def compare(
     write_json(out / "compare.json", result)
     (out / "compare.md").write_text(compare_table(result), encoding="utf-8")
     return result
+
+
+def _figure(
+    edits: dict[str, EditFn],
+    measured: dict[str, tuple[float, Any]],
+    runs: dict[str, _Samples],
+    masks: dict[int, torch.Tensor],
+    region_name: str,
+) -> np.ndarray:
+    """Fig. 8: rows methods; columns the original, the edit of sample 0, its change (one
+    heat-map scale for all rows), the region outlined."""
+    from render.frames import labelled_grid
+    from render.heatmap import colorize, difference_map, outline, upscale
+
+    shown, originals, regions = {}, {}, {}
+    with torch.no_grad():
+        for k in METHODS:
+            s = runs[k]
+            shown[k] = edits[k](s.ws[:1], s.c[:1], measured[k][0])["image"]
+            originals[k] = s.base["image"][:1]
+            m = resize_mask(masks[id(s)][:1], s.base["image"].shape[-2:])
+            regions[k] = m[0, 0].cpu().numpy()
+    diffs = {k: difference_map(shown[k], originals[k])[0].cpu().numpy() for k in METHODS}
+    vmax = max(float(d.max()) for d in diffs.values()) or 1.0
+    tiles = []
+    for k in METHODS:
+        m = regions[k]
+        tiles.append(
+            [
+                outline(upscale(to_uint8(originals[k])[0], 96), m),
+                outline(upscale(to_uint8(shown[k])[0], 96), m),
+                outline(upscale(colorize(diffs[k], vmax), 96), m),
+            ]
+        )
+    labels = ["original", "edited", "change"]
+    return labelled_grid(tiles, labels, list(METHODS), title=f"region {region_name}")
 
 
 def compare_table(result: dict[str, Any]) -> str:

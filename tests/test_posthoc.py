@@ -180,3 +180,13 @@ def test_compare_writes_rows_table_and_grids_at_matched_mse_in(tmp_path, tiny_ov
     assert (out / "compare_left_eye.png").is_file()
     assert "| left_eye | image | resefa |" in (out / "compare.md").read_text()
     assert main([*argv[:3], "--regions", "tail", "--out", str(tmp_path / "x")]) == 2
+    # The post-hoc editors on another model (the one before linking): linkgan's row stays.
+    other = tmp_path / "other"
+    api.train(other, None, [*tiny_overrides, "train.kimg=0.004"], progress=False)
+    out2 = tmp_path / "cmp2"
+    argv2 = [*argv, "--jacobian-samples", "1", "--posthoc-ckpt", str(other), "--out", str(out2)]
+    assert main([*argv2, "--no-progress"]) == 0
+    again = json.loads((out2 / "compare.json").read_text())
+    assert again["settings"]["posthoc_checkpoint"] != again["settings"]["checkpoint"]
+    linkgan_rows = [r for r in again["rows"] if r["method"] == "linkgan"]
+    assert linkgan_rows[0]["mse_in"] == pytest.approx(target)

@@ -124,13 +124,13 @@ def _model_command(args: argparse.Namespace, progress: bool) -> None:
         options = {"real_num": args.real_num, "repeats": args.repeats}
         _print(model.measure(args.metrics, args.num, args.out, progress, **options))
     elif cmd == "compare":
-        from linkgan.comparing import compare, compare_table
+        from linkgan.comparing import compare_table
 
-        regions = [r.strip() for r in args.regions.split(",") if r.strip()]
         options = {"num": args.num, "seed": args.seed, "jacobian_samples": args.jacobian_samples}
-        if args.posthoc_ckpt:
-            options["posthoc"] = Model.load(args.posthoc_ckpt)
-        print(compare_table(compare(model, regions, args.out, progress=progress, **options)))
+        result = model.compare(
+            args.regions, args.out, args.posthoc_ckpt, progress=progress, **options
+        )
+        print(compare_table(result))
     elif cmd == "export":
         formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
         options = {"samples": samples, "grid": args.grid, "formats": formats, "level": level}

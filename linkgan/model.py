@@ -177,6 +177,26 @@ class Model:
 
         return export_meshes(self, seed, out, link, **options)
 
+    def compare(
+        self,
+        regions: list[str] | str,
+        out: str | Path,
+        posthoc: Model | str | Path | None = None,
+        **options: Any,
+    ) -> dict[str, Any]:
+        """LinkGAN's edits against post-hoc local editors (ReSeFa, StyleSpace, SeFa) at
+        matched MSE inside each region (a list or ``"a,b"``; empty: every link), on
+        ``posthoc`` (a model or checkpoint; default this one). Writes ``out/compare.json``,
+        ``compare.md`` and a grid per region. Options (``num``, ``seed``,
+        ``jacobian_samples``, ``progress``): see :func:`linkgan.comparing.compare`."""
+        from linkgan.comparing import compare
+
+        if isinstance(regions, str):
+            regions = [r.strip() for r in regions.split(",") if r.strip()]
+        if posthoc is not None and not isinstance(posthoc, Model):
+            posthoc = Model.load(posthoc)
+        return compare(self, regions, out, posthoc=posthoc, **options)
+
     def measure(
         self,
         metrics: list[str] | str,

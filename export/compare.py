@@ -62,8 +62,9 @@ def region_change(
     Both directions count, so added and removed geometry both show: every edited vertex
     carries its distance to the original, every original vertex its distance to the edit,
     and each is "in" when it lies inside the box. Returns ``mean_in``, ``mean_out``,
-    ``max_in``, ``max_out`` (NaN where a side has no vertices) and the vertex counts
-    ``num_in``, ``num_out``. A well-linked edit has ``mean_out`` near 0.
+    ``max_in``, ``max_out``, the mean squared distances ``mse_in``, ``mse_out`` (NaN where a
+    side has no vertices) and the vertex counts ``num_in``, ``num_out``. A well-linked edit
+    has ``mean_out`` near 0.
     """
     d_edit = mesh_distance(original, edited, chunk)
     d_orig = mesh_distance(edited, original, chunk)
@@ -78,11 +79,14 @@ def region_change(
 
     mean_in, max_in = stats(distances[inside])
     mean_out, max_out = stats(distances[~inside])
+    sq = distances.astype(np.float64) ** 2
     return {
         "mean_in": mean_in,
         "mean_out": mean_out,
         "max_in": max_in,
         "max_out": max_out,
+        "mse_in": stats(sq[inside])[0],
+        "mse_out": stats(sq[~inside])[0],
         "num_in": int(inside.sum()),
         "num_out": int((~inside).sum()),
     }

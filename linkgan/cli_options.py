@@ -238,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=4,
         help="samples whose Jacobians give ReSeFa's direction and StyleSpace's channels",
     )
+    a(
+        "--mesh-samples",
+        type=int,
+        default=2,
+        help="3-D: samples whose meshes are compared (0: none)",
+    )
+    a("--mesh-grid", type=int, default=64, help="3-D: marching-cubes grid of those meshes")
 
     a = p["export"].add_argument
     a("--grid", type=int, default=256, help="density grid size per axis")

@@ -41,7 +41,7 @@ from link_core.edit.posthoc import (
 )
 from link_core.errors import UserError
 from link_core.interface import seeds_to_z, view_cameras
-from link_core.link import masked_mse, resize_mask, swap_axes
+from link_core.link import Box3DRegion, masked_mse, resize_mask, swap_axes
 from link_core.metrics import default_maps
 from link_core.weights.checkpoint import write_json
 
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 METHODS = ("linkgan", "resefa", "stylespace", "sefa")
 EditFn = Callable[[torch.Tensor, torch.Tensor, float], dict[str, torch.Tensor]]
+"""``(ws [N, …], c [N, …], strength) -> outputs``: an :class:`Edit`."""
 
 
 def _image01(out: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -112,6 +113,31 @@ def _signs(n: int, device: torch.device) -> torch.Tensor:
     return torch.tensor([1.0 if i % 2 == 0 else -1.0 for i in range(n)], device=device)
 
 
+@dataclass
+class Edit:
+    """One method's edit of N samples as a function of its strength ``s``: the moved w
+    (``move(ws, s)``) and style offsets (``offsets(n, s)``, StyleSpace; None otherwise)."""
+
+    G: torch.nn.Module
+    move: Callable[[torch.Tensor, float], torch.Tensor]
+    offsets: Callable[[int, float], dict[str, torch.Tensor]] | None = None
+
+    def _styles(self, n: int, s: float) -> Any:
+        return style_offsets(self.G, self.offsets(n, s) if self.offsets else {})
+
+    def __call__(self, ws: torch.Tensor, c: torch.Tensor, s: float) -> dict[str, torch.Tensor]:
+        """The edited samples' outputs (fixed noise)."""
+        with self._styles(len(ws), s):
+            return self.G.synthesis(self.move(ws, s), c, noise_mode="const")
+
+    def mesh(self, ws: torch.Tensor, s: float, grid: int, level: float) -> Any:
+        """The marching-cubes mesh of the edited first sample (``ws [1, num_ws, w_dim]``)."""
+        from export import extract_mesh
+
+        with self._styles(1, s):
+            return extract_mesh(self.G, self.move(ws, s), grid, level, progress=False)
+
+
 def _region_edits(
     G: torch.nn.Module,
     link: Any,
@@ -120,19 +146,15 @@ def _region_edits(
     sources: torch.Tensor,
     sefa: torch.Tensor | None,
     jacobian_samples: int,
-) -> dict[str, EditFn]:
-    """Each method's edit of the samples ``ws`` for one link's region, as a function of
-    the strength (the methods are described in the module's docstring); with ``sefa``
-    None, only ``linkgan``'s (no Jacobians)."""
+) -> dict[str, Edit]:
+    """Each method's :class:`Edit` of the samples ``ws`` for one link's region (the methods
+    are described in the module's docstring); with ``sefa`` None, only ``linkgan``'s (no
+    Jacobians). Signs alternate across samples."""
     device = ws.device
     axis_mask = link.axis_mask(G.w_dim, device)
-
-    def linkgan_edit(w: torch.Tensor, cc: torch.Tensor, s: float) -> dict[str, torch.Tensor]:
-        moved = swap_axes(w, sources[: len(w)], s * axis_mask)
-        return G.synthesis(moved, cc, noise_mode="const")
-
+    linkgan = Edit(G, lambda w, s: swap_axes(w, sources[: len(w)], s * axis_mask))
     if sefa is None:
-        return {"linkgan": linkgan_edit}
+        return {"linkgan": linkgan}
     jw, jc = ws[:jacobian_samples], c[:jacobian_samples]
     gram = region_gram(G, jw, jc, link.region, _image01)
     d_resefa = resefa_direction(gram).to(device)
@@ -143,21 +165,17 @@ def _region_edits(
     signs = _signs(ws.shape[0], device)
     w_std = float(ws[:, 0].std(0).mean())  # a w direction's unit: a typical axis' spread
 
-    def along(d: torch.Tensor) -> EditFn:
-        def edit(w: torch.Tensor, cc: torch.Tensor, s: float) -> dict[str, torch.Tensor]:
-            moved = w + (s * w_std * signs[: len(w)])[:, None, None] * d
-            return G.synthesis(moved, cc, noise_mode="const")
-
-        return edit
-
-    def style_edit(w: torch.Tensor, cc: torch.Tensor, s: float) -> dict[str, torch.Tensor]:
-        with style_offsets(G, channel_offsets(G, channel, (s * signs[: len(w)]).tolist())):
-            return G.synthesis(w, cc, noise_mode="const")
+    def along(d: torch.Tensor) -> Edit:
+        return Edit(G, lambda w, s: w + (s * w_std * signs[: len(w)])[:, None, None] * d)
 
     return {
-        "linkgan": linkgan_edit,
+        "linkgan": linkgan,
         "resefa": along(d_resefa),
-        "stylespace": style_edit,
+        "stylespace": Edit(
+            G,
+            lambda w, s: w,
+            lambda n, s: channel_offsets(G, channel, (s * signs[:n]).tolist()),
+        ),
         "sefa": along(d_sefa),
     }
 
@@ -193,6 +211,8 @@ def compare(
     jacobian_samples: int = 4,
     progress: bool = True,
     posthoc: Model | None = None,
+    mesh_samples: int = 2,
+    mesh_grid: int = 64,
 ) -> dict[str, Any]:
     """Write ``out/compare.json`` (rows ``{method, region, map, mse_in, mse_out,
     strength}``), ``out/compare.md`` and ``out/compare_<region>.png`` (rows: methods; columns:
@@ -202,6 +222,11 @@ def compare(
     "link, or edit my model post hoc?" compares the linked model with the editors on the
     model before linking (its base or unlinked fine-tune); on the linked model itself
     ReSeFa can find the link's own axes.
+
+    3-D models with ``box3d`` regions also get ``map: "mesh"`` rows: the mean squared
+    distance (world units²) between the marching-cubes meshes (``mesh_grid``³, the level
+    :func:`~export.auto_level` picks) of the original and the edited first ``mesh_samples``
+    samples, inside / outside the region's boxes (:func:`~export.region_change`).
     """
     from tqdm.auto import tqdm
 
@@ -238,9 +263,20 @@ def compare(
         s = linked
         measured = {"linkgan": (1.0, _mse(edits["linkgan"], s.ws, s.c, s.base, masks[id(s)], 1.0))}
         target = measured["linkgan"][1]["image"]["mse_in"]
+        if not target > 0:
+            raise UserError(
+                f"--regions: {region_name}: the link's edit changes nothing inside its region "
+                "(is the region in view from the default camera?)"
+            )
         for method in METHODS[1:]:
             s = runs[method]
             measured[method] = _matched(edits[method], s.ws, s.c, s.base, masks[id(s)], target)
+        if mesh_samples > 0 and model.G.is_3d and isinstance(link.region, Box3DRegion):
+            for method, (strength, per_map) in measured.items():
+                s = runs[method]
+                per_map["mesh"] = _mesh_change(
+                    edits[method], s, strength, link.region, mesh_samples, mesh_grid
+                )
         for method, (strength, per_map) in measured.items():
             for map_name, m in per_map.items():
                 row = {"method": method, "region": region_name, "map": map_name, **m}
@@ -267,8 +303,27 @@ def compare(
     return result
 
 
+def _mesh_change(
+    edit: Edit, samples: _Samples, strength: float, region: Box3DRegion, num: int, grid: int
+) -> dict[str, float]:
+    """Mean squared mesh distance inside / outside ``region`` over the first ``num``
+    samples (each edited with the + sign)."""
+    from export import auto_level, extract_mesh, region_change
+
+    level = auto_level(samples.G, samples.ws[:1])
+    sums = {"mse_in": 0.0, "mse_out": 0.0}
+    with torch.no_grad():
+        for i in range(num):
+            w = samples.ws[i : i + 1]
+            original = extract_mesh(samples.G, w, grid, level, progress=False)
+            change = region_change(original, edit.mesh(w, strength, grid, level), region)
+            for k in sums:
+                sums[k] += 0.0 if math.isnan(change[k]) else change[k] / num
+    return sums
+
+
 def _figure(
-    edits: dict[str, EditFn],
+    edits: dict[str, Edit],
     measured: dict[str, tuple[float, Any]],
     runs: dict[str, _Samples],
     masks: dict[int, torch.Tensor],

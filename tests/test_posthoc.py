@@ -190,3 +190,30 @@ def test_compare_writes_rows_table_and_grids_at_matched_mse_in(tmp_path, tiny_ov
     assert again["settings"]["posthoc_checkpoint"] != again["settings"]["checkpoint"]
     linkgan_rows = [r for r in again["rows"] if r["method"] == "linkgan"]
     assert linkgan_rows[0]["mse_in"] == pytest.approx(target)
+
+
+def test_compare_on_a_3d_model_adds_depth_and_mesh_rows(tmp_path):
+    from conftest import HEADS_3D
+
+    from linkgan import api
+    from linkgan.model import Model
+
+    run = tmp_path / "run"
+    seen = "{box3d_seen: [-0.5, 0.0, -0.5, 0.5, 0.5, 0.5]}"  # in view, dense or not
+    top = f"link.links=[{{name: top, axes: [0, 4], region: {seen}}}]"
+    api.train(run, None, [*HEADS_3D, top, "train.kimg=0.008"], progress=False)
+    result = Model.load(run).compare(
+        "top",
+        tmp_path / "cmp",
+        num=4,
+        jacobian_samples=1,
+        mesh_samples=1,
+        mesh_grid=24,
+        progress=False,
+    )
+    maps = {(r["method"], r["map"]) for r in result["rows"]}
+    for method in ("linkgan", "resefa", "stylespace", "sefa"):
+        assert {(method, m) for m in ("image", "depth", "mesh")} <= maps
+    mesh = [r for r in result["rows"] if r["map"] == "mesh"]
+    assert all(r["mse_in"] >= 0 and r["mse_out"] >= 0 for r in mesh)
+    assert (tmp_path / "cmp" / "compare_top.png").is_file()

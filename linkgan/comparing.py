@@ -300,7 +300,37 @@ def compare(
     }
     write_json(out / "compare.json", result)
     (out / "compare.md").write_text(compare_table(result), encoding="utf-8")
+    _write_html(out / "index.html", result, [f"compare_{r}.png" for r in regions])
     return result
+
+
+def _write_html(path: Path, result: dict[str, Any], grids: list[str]) -> None:
+    """``index.html``: the table (×10³) and the grids, beside the files it shows."""
+    import html
+
+    esc = html.escape
+    head = "<tr><th>region</th><th>map</th><th>method</th><th>MSE_i ×10³</th>"
+    head += "<th>MSE_o ×10³</th><th>strength</th></tr>"
+    rows = "".join(
+        f"<tr><td>{esc(r['region'])}</td><td>{esc(r['map'])}</td><td>{esc(r['method'])}</td>"
+        f"<td>{1e3 * r['mse_in']:.3f}</td><td>{1e3 * r['mse_out']:.3f}</td>"
+        f"<td>{r['strength']:g}</td></tr>"
+        for r in result["rows"]
+    )
+    settings = result["settings"]
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>linkgan compare</title>"
+        "<style>body{font:14px system-ui;margin:24px}td,th{padding:2px 8px;text-align:right}"
+        "img{image-rendering:pixelated;margin:8px 0}</style></head><body>"
+        f"<h1>LinkGAN vs post-hoc local editors</h1><p>linked: {esc(settings['checkpoint'])}; "
+        f"post-hoc editors on: {esc(settings['posthoc_checkpoint'])}; {settings['num']} samples, "
+        f"{esc(settings['matching'])}.</p><table>{head}{rows}</table>"
+        + "".join(f"<div><img src='{esc(g)}' alt='{esc(g)}'></div>" for g in grids)
+        + "</body></html>"
+    )
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
 
 
 def _mesh_change(

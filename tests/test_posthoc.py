@@ -217,3 +217,4 @@ def test_compare_on_a_3d_model_adds_depth_and_mesh_rows(tmp_path):
     mesh = [r for r in result["rows"] if r["map"] == "mesh"]
     assert all(r["mse_in"] >= 0 and r["mse_out"] >= 0 for r in mesh)
     assert (tmp_path / "cmp" / "compare_top.png").is_file()
+    assert "compare_top.png" in (tmp_path / "cmp" / "index.html").read_text()

@@ -88,8 +88,9 @@ def table(result: dict[str, Any]) -> str:
         worst = "–"
         if attrs:
             w = attrs["worst"]
-            hat = attrs["ratio"].get("hair", {}).get("hat", math.nan)
-            worst = f"{w['attribute']} {w['value']} {w['ratio']:.2f}, hat {hat:.2f}"
+            worst = f"{w['attribute']} {w['value']} {w['ratio']:.2f}"
+            if "hair" in attrs["ratio"]:
+                worst += f", hat {attrs['ratio']['hair']['hat']:.2f}"
         lines.append(f"| {name} | {fid} | {kid} | {local} | {inside} | {kept} | {worst} |")
     return "\n".join(lines)
 

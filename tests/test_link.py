@@ -343,3 +343,11 @@ def test_overlapping_boxes_warn_and_touching_ones_do_not():
     with pytest.warns(UserWarning, match=r"'a' and 'b' overlap \(\(0.25, 0.25, 0.5, 0.5\)\)"):
         links = build_links(touching, W_DIM)
     assert overlapping_regions(links) == [("a", "b", (0.25, 0.25, 0.5, 0.5))]
+
+
+def test_the_config_and_the_loss_know_the_same_forms():
+    """config.py stays torch-free, so it keeps its own copy of the loss forms: they must agree."""
+    from link_core.link import LOSS_FORMS as loss_forms
+    from link_core.train.config import LOSS_FORMS as config_forms
+
+    assert config_forms == loss_forms

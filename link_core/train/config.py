@@ -29,7 +29,7 @@ from link_core.train.config_io import (  # noqa: F401  (re-exported)
     read_preset,
 )
 
-LOSS_FORMS = ("absolute", "relative", "share", "share_fixed")
+LOSS_FORMS = ("absolute", "relative", "share", "share_fixed")  # = link_core.link (torch-free copy)
 """How the link loss measures eqs. 3 and 4 (``link.form``; ``link_core.link.link_loss``)."""
 
 

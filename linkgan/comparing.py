@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +49,6 @@ if TYPE_CHECKING:
     from linkgan.model import Model
 
 METHODS = ("linkgan", "resefa", "stylespace", "sefa")
-EditFn = Callable[[torch.Tensor, torch.Tensor, float], dict[str, torch.Tensor]]
-"""``(ws [N, …], c [N, …], strength) -> outputs``: an :class:`Edit`."""
 
 
 def _image01(out: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -59,18 +57,13 @@ def _image01(out: dict[str, torch.Tensor]) -> torch.Tensor:
 
 @torch.no_grad()
 def _mse(
-    edit: EditFn,
-    ws: torch.Tensor,
-    c: torch.Tensor,
-    base: dict[str, torch.Tensor],
-    mask: torch.Tensor,
-    strength: float,
+    edit: Edit, samples: _Samples, mask: torch.Tensor, strength: float
 ) -> dict[str, dict[str, float]]:
     """``{map: {mse_in, mse_out}}`` of one edit strength over the samples."""
-    edited = edit(ws, c, strength)
+    edited = edit(samples.ws, samples.c, strength)
     result = {}
-    for name, fn in default_maps(base).items():
-        x, xe = fn(base), fn(edited)
+    for name, fn in default_maps(samples.base).items():
+        x, xe = fn(samples.base), fn(edited)
         m = resize_mask(mask, x.shape[-2:])
         result[name] = {
             "mse_in": float(masked_mse(xe, x, m).mean()),
@@ -80,21 +73,15 @@ def _mse(
 
 
 def _matched(
-    edit: EditFn,
-    ws: torch.Tensor,
-    c: torch.Tensor,
-    base: dict[str, torch.Tensor],
-    mask: torch.Tensor,
-    target: float,
-    steps: int = 4,
+    edit: Edit, samples: _Samples, mask: torch.Tensor, target: float, steps: int = 4
 ) -> tuple[float, dict[str, dict[str, float]]]:
     """The strength whose RGB MSE_i is closest to ``target`` after ``steps`` secant steps in
     log-log (MSE_i ∝ s² for small s), and its measures."""
-    s0, m0 = 1.0, _mse(edit, ws, c, base, mask, 1.0)
+    s0, m0 = 1.0, _mse(edit, samples, mask, 1.0)
     best = (abs(math.log(max(m0["image"]["mse_in"], 1e-30) / target)), s0, m0)
     s1 = s0 * math.sqrt(target / max(m0["image"]["mse_in"], 1e-30))
     for _ in range(steps):
-        m1 = _mse(edit, ws, c, base, mask, s1)
+        m1 = _mse(edit, samples, mask, s1)
         err = abs(math.log(max(m1["image"]["mse_in"], 1e-30) / target))
         if err < best[0]:
             best = (err, s1, m1)
@@ -138,23 +125,21 @@ class Edit:
             return extract_mesh(self.G, self.move(ws, s), grid, level, progress=False)
 
 
-def _region_edits(
-    G: torch.nn.Module,
-    link: Any,
-    ws: torch.Tensor,
-    c: torch.Tensor,
-    sources: torch.Tensor,
-    sefa: torch.Tensor | None,
-    jacobian_samples: int,
+def _linkgan_edit(samples: _Samples, link: Any) -> Edit:
+    """The link's own edit: its axes moved towards (at strength 1: taken from) other
+    seeds' w."""
+    axis_mask = link.axis_mask(samples.G.w_dim, samples.ws.device)
+    sources = samples.sources
+    return Edit(samples.G, lambda w, s: swap_axes(w, sources[: len(w)], s * axis_mask))
+
+
+def _posthoc_edits(
+    samples: _Samples, link: Any, sefa: torch.Tensor, jacobian_samples: int
 ) -> dict[str, Edit]:
-    """Each method's :class:`Edit` of the samples ``ws`` for one link's region (the methods
-    are described in the module's docstring); with ``sefa`` None, only ``linkgan``'s (no
-    Jacobians). Signs alternate across samples."""
+    """ReSeFa's, StyleSpace's and SeFa's :class:`Edit` of the samples for one link's region
+    (described in the module's docstring). Signs alternate across samples."""
+    G, ws, c = samples.G, samples.ws, samples.c
     device = ws.device
-    axis_mask = link.axis_mask(G.w_dim, device)
-    linkgan = Edit(G, lambda w, s: swap_axes(w, sources[: len(w)], s * axis_mask))
-    if sefa is None:
-        return {"linkgan": linkgan}
     jw, jc = ws[:jacobian_samples], c[:jacobian_samples]
     gram = region_gram(G, jw, jc, link.region, _image01)
     d_resefa = resefa_direction(gram).to(device)
@@ -169,7 +154,6 @@ def _region_edits(
         return Edit(G, lambda w, s: w + (s * w_std * signs[: len(w)])[:, None, None] * d)
 
     return {
-        "linkgan": linkgan,
         "resefa": along(d_resefa),
         "stylespace": Edit(
             G,
@@ -189,6 +173,22 @@ class _Samples:
     c: torch.Tensor
     sources: torch.Tensor
     base: dict[str, torch.Tensor]
+    meshes: dict[tuple[int, int], Any] = field(default_factory=dict)
+    """Original meshes by (sample, grid), shared by every method editing these samples."""
+    level: float | None = None
+    """The meshes' surface level, found once."""
+
+    def original_mesh(self, i: int, grid: int) -> tuple[Any, float]:
+        """Sample ``i``'s marching-cubes mesh at ``grid``³ and the level it used
+        (:func:`~export.auto_level` of the first sample), computed once."""
+        from export import auto_level, extract_mesh
+
+        if self.level is None:
+            self.level = auto_level(self.G, self.ws[:1])
+        if (i, grid) not in self.meshes:
+            w = self.ws[i : i + 1]
+            self.meshes[i, grid] = extract_mesh(self.G, w, grid, self.level, progress=False)
+        return self.meshes[i, grid], self.level
 
     @classmethod
     def draw(cls, G: torch.nn.Module, num: int, seed: int) -> _Samples:
@@ -255,27 +255,23 @@ def compare(
     rows: list[dict[str, Any]] = []
     for region_name in tqdm(regions, "compare", disable=not progress):
         link = links[region_name]
-        masks = {id(s): link.region(s.base, s.c) for s in (linked, post)}
-        edits = _region_edits(post.G, link, post.ws, post.c, post.sources, sefa, jacobian_samples)
-        own = _region_edits(linked.G, link, linked.ws, linked.c, linked.sources, None, 0)
-        edits["linkgan"] = own["linkgan"]  # the link's edit on the linked model
         runs = {m: (linked if m == "linkgan" else post) for m in METHODS}
-        s = linked
-        measured = {"linkgan": (1.0, _mse(edits["linkgan"], s.ws, s.c, s.base, masks[id(s)], 1.0))}
+        masks = {m: link.region(r.base, r.c) for m, r in runs.items()}
+        edits = {"linkgan": _linkgan_edit(linked, link)}  # on the linked model
+        edits.update(_posthoc_edits(post, link, sefa, jacobian_samples))
+        measured = {"linkgan": (1.0, _mse(edits["linkgan"], linked, masks["linkgan"], 1.0))}
         target = measured["linkgan"][1]["image"]["mse_in"]
         if not target > 0:
             raise UserError(
                 f"--regions: {region_name}: the link's edit changes nothing inside its region "
                 "(is the region in view from the default camera?)"
             )
-        for method in METHODS[1:]:
-            s = runs[method]
-            measured[method] = _matched(edits[method], s.ws, s.c, s.base, masks[id(s)], target)
+        for m in METHODS[1:]:
+            measured[m] = _matched(edits[m], runs[m], masks[m], target)
         if mesh_samples > 0 and model.G.is_3d and isinstance(link.region, Box3DRegion):
-            for method, (strength, per_map) in measured.items():
-                s = runs[method]
+            for m, (strength, per_map) in measured.items():
                 per_map["mesh"] = _mesh_change(
-                    edits[method], s, strength, link.region, mesh_samples, mesh_grid
+                    edits[m], runs[m], strength, link.region, mesh_samples, mesh_grid
                 )
         for method, (strength, per_map) in measured.items():
             for map_name, m in per_map.items():
@@ -338,15 +334,14 @@ def _mesh_change(
 ) -> dict[str, float]:
     """Mean squared mesh distance inside / outside ``region`` over the first ``num``
     samples (each edited with the + sign)."""
-    from export import auto_level, extract_mesh, region_change
+    from export import region_change
 
-    level = auto_level(samples.G, samples.ws[:1])
     sums = {"mse_in": 0.0, "mse_out": 0.0}
     with torch.no_grad():
         for i in range(num):
-            w = samples.ws[i : i + 1]
-            original = extract_mesh(samples.G, w, grid, level, progress=False)
-            change = region_change(original, edit.mesh(w, strength, grid, level), region)
+            original, level = samples.original_mesh(i, grid)
+            edited = edit.mesh(samples.ws[i : i + 1], strength, grid, level)
+            change = region_change(original, edited, region)
             for k in sums:
                 sums[k] += 0.0 if math.isnan(change[k]) else change[k] / num
     return sums
@@ -356,7 +351,7 @@ def _figure(
     edits: dict[str, Edit],
     measured: dict[str, tuple[float, Any]],
     runs: dict[str, _Samples],
-    masks: dict[int, torch.Tensor],
+    masks: dict[str, torch.Tensor],
     region_name: str,
 ) -> np.ndarray:
     """Fig. 8: rows methods; columns the original, the edit of sample 0, its change (one
@@ -370,7 +365,7 @@ def _figure(
             s = runs[k]
             shown[k] = edits[k](s.ws[:1], s.c[:1], measured[k][0])["image"]
             originals[k] = s.base["image"][:1]
-            m = resize_mask(masks[id(s)][:1], s.base["image"].shape[-2:])
+            m = resize_mask(masks[k][:1], s.base["image"].shape[-2:])
             regions[k] = m[0, 0].cpu().numpy()
     diffs = {k: difference_map(shown[k], originals[k])[0].cpu().numpy() for k in METHODS}
     vmax = max(float(d.max()) for d in diffs.values()) or 1.0

@@ -54,15 +54,15 @@ def measure(
         what = unknown[0] if unknown else "(none)"
         raise UserError(f"--metrics: unknown metric {what!r} (known: {', '.join(METRICS)})")
     G, cfg = model.G, model.config
+    per_link = [m for m in metrics if m in ("link_mse", "diversity")]
+    if per_link and not model.links:  # before any metric runs
+        raise UserError(f"{model.spec}: the model's config has no links to measure ({per_link[0]})")
     result: dict[str, Any] = {"checkpoint": str(model.source)}
     if "link_mse" in metrics:
-        links = model.links
-        if not links:
-            raise UserError(f"{model.spec}: the model's config has no links to measure")
         result.update(
             link_mse(
                 G,
-                links,
+                model.links,
                 num=num or cfg.metrics.num,
                 seed=cfg.metrics.seed,
                 mode=cfg.metrics.mode,
@@ -84,8 +84,6 @@ def measure(
         from linkgan.part_quality import attribute_check, part_diversity
 
         if "diversity" in metrics:
-            if not model.links:
-                raise UserError(f"{model.spec}: the model's config has no links (parts) to measure")
             result["diversity"] = part_diversity(G, model.links, cfg, num=num or 256)
         if "attributes" in metrics:
             result["attributes"] = attribute_check(G, cfg, num or 1024, progress=progress)

@@ -47,6 +47,7 @@ class AttributeNet(nn.Module):
         return {k: head(h) for k, head in self.heads.items()}
 
 
+@torch.enable_grad()  # callers may measure under no_grad
 def train_attribute_net(
     images: torch.Tensor,
     labels: Mapping[str, torch.Tensor],
@@ -65,20 +66,14 @@ def train_attribute_net(
     n = images.shape[0]
     if set(labels) != set(vocab) or any(len(v) != n for v in labels.values()):
         raise ValueError("labels: one [N] tensor per attribute of the vocabulary")
-    torch.manual_seed(seed)
-    net = AttributeNet(vocab)
+    with torch.random.fork_rng(devices=[]):  # seeded init without touching the caller's RNG
+        torch.manual_seed(seed)
+        net = AttributeNet(vocab)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     g = torch.Generator().manual_seed(seed)
     steps = epochs * math.ceil(n / batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     net.train()
-    with torch.enable_grad():  # callers may measure under no_grad
-        _fit(net, opt, sched, images, labels, vocab, epochs, batch, g)
-    return net.eval()
-
-
-def _fit(net, opt, sched, images, labels, vocab, epochs, batch, g) -> None:  # noqa: ANN001
-    n = images.shape[0]
     for _ in range(epochs):
         order = torch.randperm(n, generator=g)
         for start in range(0, n, batch):
@@ -90,6 +85,7 @@ def _fit(net, opt, sched, images, labels, vocab, epochs, batch, g) -> None:  # n
             loss.backward()
             opt.step()
             sched.step()
+    return net.eval()
 
 
 @torch.no_grad()

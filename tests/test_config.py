@@ -226,6 +226,8 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
         (["link.perturb=swap"], "'link.perturb' was removed"),
         (["link.adam=separate"], "link.adam: expected 'shared' or 'own'"),
         (["link.lr_gain=0"], "link.lr_gain: expected a number > 0"),
+        (["link.lr_gain_end=-1"], "link.lr_gain_end: expected a number >= 0"),
+        (["link.adv_adam=d"], "link.adv_adam: expected 'link' or 'g'"),
         (["link.volume_around=-0.1"], "link.volume_around / volume_points: expected"),
         (["link.volume_points=1"], "link.volume_around / volume_points: expected"),
         (["novalue"], "expected key=value"),

@@ -94,6 +94,28 @@ def test_link_phase_steps_g_s_adam_or_its_own(tmp_path, tiny_overrides, adam):
             api.train(run, None, ["train.kimg=0.048", "link.adam=own"], resume=True, progress=False)
 
 
+def test_link_adam_anneals_its_gain_and_can_leave_the_adversarial_term_to_g(
+    tmp_path, tiny_overrides
+):
+    """link.lr_gain_end anneals the link Adam's lr over the budget; link.adv_adam: g steps
+    the perturbed renders' adversarial loss with G's Adam (one more G step per link step)."""
+    lr = 0.002
+    sets = ["link.adam=own", "link.lr_gain=3", "link.lr_gain_end=1", "link.adv_adam=g"]
+    run = tmp_path / "r"
+    api.train(
+        run, None, [*tiny_overrides, f"train.lr_g={lr}", *sets, "train.kimg=0.032"], progress=False
+    )
+    tensors, meta = ckpt.read_file(ckpt.list_checkpoints(run)[-1])
+    steps = {n: int(tensors[f"opt_{n}.state.0.step"]) for n in ("G", "G_link")}
+    assert steps == {"G": 8 + 4, "G_link": 4}  # link steps at 0, 2, 4, 6
+    # The last link step (24 of 32 images seen): gain 3 + (1 - 3) * 0.75 = 1.5.
+    assert meta["opt_G_link"]["param_groups"][0]["lr"] == pytest.approx(1.5 * lr)
+    rows = [json.loads(r) for r in (run / "stats.jsonl").read_text().splitlines()]
+    gains = [r["Link/lr_gain"] for r in rows if "Link/lr_gain" in r]
+    assert gains and all(1.0 <= g <= 3.0 for g in gains)
+    assert [r["Loss/G/link_adv"] for r in rows if "Loss/G/link_adv" in r]
+
+
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, tiny_overrides):
     straight = tmp_path / "straight"
     api.train(straight, None, [*tiny_overrides, "train.kimg=0.064"], progress=False)

@@ -133,6 +133,15 @@ class LinkConfig:
     how far the link phase moves G is then ``lr_gain``."""
     lr_gain: float = 1.0
     """With ``adam: own``: the link Adam's learning rate as a multiple of ``train.lr_g``."""
+    lr_gain_end: float = 0.0
+    """With ``adam: own``: > 0 anneals the gain linearly from ``lr_gain`` at the run's start
+    to this at the end of its budget (kimg or minutes), so the links form early and the
+    adversarial steps have the last part of the run to restore quality. 0: constant."""
+    adv_adam: str = "link"
+    """With ``adam: own`` and ``feed_d``: which Adam steps G's adversarial loss on the
+    perturbed renders. ``link``: the link Adam, with the link terms (at ``lr_gain``).
+    ``g``: G's own Adam, at ``train.lr_g`` like the main phase's adversarial loss, so the
+    link gain does not also scale how hard G chases D on those renders."""
     init_axes_scale: float = 1.0
     """When a run starts from ``train.init``: multiply the w -> style weights of every
     linked axis by this (e.g. 0.1). The converged generator's linked axes then start nearly
@@ -379,6 +388,12 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(f"link.adam: expected 'shared' or 'own', got {cfg.link.adam!r}")
     if not cfg.link.lr_gain > 0:
         raise ConfigError(f"link.lr_gain: expected a number > 0, got {cfg.link.lr_gain!r}")
+    if not cfg.link.lr_gain_end >= 0:
+        raise ConfigError(
+            f"link.lr_gain_end: expected a number >= 0 (0: constant), got {cfg.link.lr_gain_end!r}"
+        )
+    if cfg.link.adv_adam not in ("link", "g"):
+        raise ConfigError(f"link.adv_adam: expected 'link' or 'g', got {cfg.link.adv_adam!r}")
     if cfg.link.volume_around < 0 or cfg.link.volume_points < 2:
         raise ConfigError(
             "link.volume_around / volume_points: expected a distance >= 0 and at least 2 points,"

@@ -56,6 +56,9 @@ class LinkStep:
     """Named scalars for the logs (``link/<link>/<map>/in|out``, ``link/total``, …)."""
     fakes: tuple[Outputs, torch.Tensor] | None
     """The perturbed renders (detached) and their cameras, for D; None unless ``feed_d``."""
+    adv: torch.Tensor | None = None
+    """G's adversarial loss on the perturbed renders when another Adam steps it
+    (``link.adv_adam: g``; ``loss`` then leaves it out); None otherwise."""
 
 
 @dataclass
@@ -96,6 +99,19 @@ class LinkPhase:
     @property
     def lr_gain(self) -> float:
         return self.cfg.lr_gain
+
+    def lr_gain_at(self, fraction: float) -> float:
+        """The link Adam's gain at ``fraction`` (0-1) of the run's budget: ``lr_gain``, or
+        annealed linearly to ``lr_gain_end`` when that is set."""
+        end = self.cfg.lr_gain_end
+        if end <= 0:
+            return self.cfg.lr_gain
+        return self.cfg.lr_gain + (end - self.cfg.lr_gain) * min(max(fraction, 0.0), 1.0)
+
+    @property
+    def adv_on_g(self) -> bool:
+        """G's Adam (not the link Adam) steps the adversarial loss on the perturbed renders."""
+        return self.own_adam and self.feeds_d and self.cfg.adv_adam == "g"
 
     @property
     def batch_shrink(self) -> int:
@@ -191,7 +207,9 @@ class LinkPhase:
             # D sees them (detached) in this step's D phase. Not scaled by the interval:
             # this is adversarial signal on extra samples, not a regularizer.
             adv = g_nonsaturating_loss(disc(res.perturbed, res.perturbed_c).float())
-            total = total + adv
             terms["G/link_adv"] = adv
             fakes = ({k: v.detach() for k, v in res.perturbed.items()}, res.perturbed_c)
+            if self.adv_on_g:
+                return LinkStep(total, terms, fakes, adv=adv)
+            total = total + adv
         return LinkStep(total, terms, fakes)

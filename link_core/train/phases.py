@@ -68,6 +68,7 @@ class Phases:
     pl_mean: torch.Tensor
     pending_fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None
     pending_finite: torch.Tensor | None
+    budget_fraction: Callable[[], float]
 
     def _micro(self, n: int) -> list[tuple[slice, float]]:
         """Micro-batches of ``n`` local samples (``train.batch_gpu``; all at once when 0):
@@ -128,6 +129,40 @@ class Phases:
         average_gradients([p for g in opt.param_groups for p in g["params"]], self.dist)
         opt.step()
 
+    def _optimize_pair(
+        self,
+        opt: torch.optim.Optimizer,
+        opt_second: torch.optim.Optimizer,
+        pairs: Iterable[tuple[torch.Tensor, torch.Tensor]],
+        stats: StatsLog,
+    ) -> None:
+        """As :meth:`_optimize`, for two losses of one forward over the same parameters,
+        each stepped by its own optimizer: the first's gradients by ``opt``, the second's
+        (kept aside while the first back-propagates) by ``opt_second``."""
+        params = [p for g in opt.param_groups for p in g["params"]]
+        opt.zero_grad(set_to_none=True)
+        opt_second.zero_grad(set_to_none=True)
+        second = [torch.zeros_like(p) for p in params]
+        stats.begin_phase()
+        for loss, other in pairs:
+            self._check_finite(loss, stats)
+            self._check_finite(other, stats)
+            stats.begin_phase()
+            with torch.autocast(self.device.type, enabled=False):
+                grads = torch.autograd.grad(
+                    other.float(), params, retain_graph=True, allow_unused=True
+                )
+                for buf, grad in zip(second, grads, strict=True):
+                    if grad is not None:
+                        buf.add_(grad)
+                loss.float().backward()
+        average_gradients(params, self.dist)
+        opt.step()
+        for p, buf in zip(params, second, strict=True):
+            p.grad = buf
+        average_gradients(params, self.dist)
+        opt_second.step()
+
     def _g_main(self, stats: StatsLog) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
@@ -162,17 +197,27 @@ class Phases:
     def _g_reg(self, stats: StatsLog) -> None:
         self.G.requires_grad_(True)
         self.D.requires_grad_(False)
-        link = self._link_losses(stats) if self._link_due() else iter(())
+        steps = self._link_losses(stats) if self._link_due() else iter(())
+        link = (loss if adv is None else loss + adv for loss, adv in steps)
         if self.opt_link is None:  # link.adam: shared — one G step on every lazy phase due
             self._optimize(self.opt_G, itertools.chain(link, self._other_reg_losses(stats)), stats)
             return
         if self._link_due():
-            self._optimize(self.opt_link, link, stats)
+            gain = self.link.lr_gain_at(self.budget_fraction())
+            for group in self.opt_link.param_groups:
+                group["lr"] = self.cfg.train.lr_g * gain
+            stats.add("Link/lr_gain", gain)
+            if self.link.adv_on_g:  # the perturbed renders' adversarial loss: G's Adam
+                self._optimize_pair(self.opt_link, self.opt_G, steps, stats)
+            else:
+                self._optimize(self.opt_link, link, stats)
         if self._other_regs_due():
             self._optimize(self.opt_G, self._other_reg_losses(stats), stats)
 
-    def _link_losses(self, stats: StatsLog) -> Iterator[torch.Tensor]:
-        """The link phase, micro-batch by micro-batch; D sees a batch of its renders."""
+    def _link_losses(self, stats: StatsLog) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The link phase, micro-batch by micro-batch: (its loss, and G's adversarial loss on
+        the perturbed renders when G's Adam steps that: ``link.adv_adam: g``), each times the
+        micro-batch's share; D sees a batch of its renders."""
         self._seed(2)
         z, c = self._global_inputs(self._shrunk(self.link.batch_shrink))
         c = self.link.cameras(c, self._sample_labels)
@@ -186,7 +231,7 @@ class Phases:
                 stats.add(f"Loss/{name}", value)
             if step.fakes is not None:
                 fakes.append(step.fakes)
-            yield step.loss * share
+            yield step.loss * share, None if step.adv is None else step.adv * share
         if fakes:
             imgs = {k: torch.cat([f[0][k] for f in fakes]) for k in fakes[0][0]}
             cams = torch.cat([f[1] for f in fakes])

@@ -83,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             kimg=kimg,
             baseline=args.baseline,
             fid_num=args.fid_num,
+            compare_num=args.compare_num,
             fid_repeats=args.fid_repeats,
         )
     return 0
@@ -111,6 +112,10 @@ def _model_command(args: argparse.Namespace, progress: bool) -> None:
     cmd = args.command
     seeds = _seeds(args.seeds) if cmd == "generate" else None  # bad input before loading
     level = _level(args.level) if cmd == "export" else None
+    if cmd == "view":  # refuse a bind (non-loopback without --allow-remote...) before loading
+        from linkgan.viewer import access_policy
+
+        access_policy(args.host, args.port, args.allow_remote, args.token, args.require_token)
     samples = getattr(args, "samples", None)
     samples = samples if samples is not None else 6 if cmd == "edit" else 3
     model = Model.load(args.ckpt)
@@ -126,7 +131,14 @@ def _model_command(args: argparse.Namespace, progress: bool) -> None:
     elif cmd == "compare":
         from linkgan.comparing import compare_table
 
-        options = {"num": args.num, "seed": args.seed, "jacobian_samples": args.jacobian_samples}
+        options = {
+            "num": args.num,
+            "seed": args.seed,
+            "jacobian_samples": args.jacobian_samples,
+            "mesh_samples": args.mesh_samples,
+            "mesh_grid": args.mesh_grid,
+            "turntable_frames": args.turntable_frames,
+        }
         result = model.compare(
             args.regions, args.out, args.posthoc_ckpt, progress=progress, **options
         )
@@ -161,7 +173,9 @@ def _model_command(args: argparse.Namespace, progress: bool) -> None:
             torch.set_num_threads(args.threads)
         from linkgan.viewer import serve
 
-        serve(model.editor(args.out, args.w), args.host, args.port)
+        options = {"allow_remote": args.allow_remote, "token": args.token}
+        options.update(require_token=args.require_token)
+        serve(model.editor(args.out, args.w), args.host, args.port, **options)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -245,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="3-D: samples whose meshes are compared (0: none)",
     )
     a("--mesh-grid", type=int, default=64, help="3-D: marching-cubes grid of those meshes")
+    a(
+        "--turntable-frames",
+        type=int,
+        default=24,
+        help="3-D: frames of each region's turntable video (0: none)",
+    )
 
     a = p["export"].add_argument
     a("--grid", type=int, default=256, help="density grid size per axis")
@@ -312,6 +318,18 @@ def build_parser() -> argparse.ArgumentParser:
     a = p["view"].add_argument
     a("--host", default="127.0.0.1", help="address to bind (loopback by default)")
     a("--port", type=int, default=8765)
+    a(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host that is not loopback; every request then needs the token in the "
+        "URL printed at start (plain HTTP: use it on networks you trust)",
+    )
+    a(
+        "--token",
+        help="the access token (16-256 of A-Z a-z 0-9 _ -; default: a random one); given, it "
+        "is required on loopback too (other local users can read it in `ps`)",
+    )
+    a("--require-token", action="store_true", help="require a random token on loopback too")
     a("--out", default="view_out", help="folder for saved turntables")
     a("--w", help="a w file (from `linkgan invert`) to edit instead of seeds")
     a("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -346,6 +364,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     a("--fid-num", type=int, default=500, help="with --baseline: fakes per FID / KID (0: none)")
     a("--fid-repeats", type=int, default=3, help="with --baseline: FID / KID repeats (± std)")
+    a(
+        "--compare-num",
+        type=int,
+        default=8,
+        help="samples the post-hoc local editors (ReSeFa, StyleSpace, SeFa) edit beside the "
+        "links, on the model the run started from (0: no comparison)",
+    )
     a("--out", default="demo_out")
     a("--config", default=None, help="preset (default: configs/quickstart_3d.yaml)")
     a("--frames", type=int, default=48, help="frames per video")

@@ -146,7 +146,7 @@ def _posthoc_edits(
     inside, outside = gram.inside.to(device), gram.outside.to(device)
     ratio = [float(d @ inside @ d) / max(float(d @ outside @ d), 1e-30) for d in sefa.double()]
     d_sefa = sefa[int(np.argmax(ratio))]
-    channel = stylespace_channels(G, jw, jc, link.region, _image01, top=1)[0]
+    channel = stylespace_channels(G, jw, jc, link.region, _image01, top=1, spread=(ws, c))[0]
     signs = _signs(ws.shape[0], device)
     w_std = float(ws[:, 0].std(0).mean())  # a w direction's unit: a typical axis' spread
 
@@ -213,10 +213,13 @@ def compare(
     posthoc: Model | None = None,
     mesh_samples: int = 2,
     mesh_grid: int = 64,
+    turntable_frames: int = 24,
 ) -> dict[str, Any]:
     """Write ``out/compare.json`` (rows ``{method, region, map, mse_in, mse_out,
     strength}``), ``out/compare.md`` and ``out/compare_<region>.png`` (rows: methods; columns:
-    the original, the edit, the change) and return the JSON's content.
+    the original, the edit, the change) and return the JSON's content. ``regions``: link
+    names (empty: every link; a link whose edit changes nothing inside its region from the
+    default camera is then listed under ``skipped`` instead of stopping the comparison).
 
     ``posthoc``: the model the post-hoc editors run on (default: ``model``). A user who asks
     "link, or edit my model post hoc?" compares the linked model with the editors on the
@@ -226,15 +229,20 @@ def compare(
     3-D models with ``box3d`` regions also get ``map: "mesh"`` rows: the mean squared
     distance (world units²) between the marching-cubes meshes (``mesh_grid``³, the level
     :func:`~export.auto_level` picks) of the original and the edited first ``mesh_samples``
-    samples, inside / outside the region's boxes (:func:`~export.region_change`).
+    samples, inside / outside the region's boxes (:func:`~export.region_change`), and
+    ``out/compare_<region>.mp4``: the figure's rows over one turn (``turntable_frames``; 0:
+    none).
     """
     from tqdm.auto import tqdm
 
     if num < 2:
         raise UserError(f"--num: need at least 2 samples, got {num}")
+    if turntable_frames < 0:
+        raise UserError(f"--turntable-frames: must be >= 0, got {turntable_frames}")
     if jacobian_samples < 1:
         raise UserError(f"--jacobian-samples: must be >= 1, got {jacobian_samples}")
     links = {lk.name: lk for lk in model.links}
+    asked = bool(regions)
     if not regions:
         regions = list(links)
     unknown = [r for r in regions if r not in links]
@@ -253,6 +261,8 @@ def compare(
     post = linked if posthoc is None else _Samples.draw(other.G, num, seed)
     sefa = sefa_directions(post.G, k=8).to(post.ws.device)
     rows: list[dict[str, Any]] = []
+    videos: dict[str, dict[str, Any]] = {}
+    skipped: list[str] = []  # regions (not asked for by name) whose link changes nothing
     for region_name in tqdm(regions, "compare", disable=not progress):
         link = links[region_name]
         runs = {m: (linked if m == "linkgan" else post) for m in METHODS}
@@ -261,6 +271,9 @@ def compare(
         edits.update(_posthoc_edits(post, link, sefa, jacobian_samples))
         measured = {"linkgan": (1.0, _mse(edits["linkgan"], linked, masks["linkgan"], 1.0))}
         target = measured["linkgan"][1]["image"]["mse_in"]
+        if not target > 0 and not asked:  # every link: compare those that show a change
+            skipped.append(region_name)
+            continue
         if not target > 0:
             raise UserError(
                 f"--regions: {region_name}: the link's edit changes nothing inside its region "
@@ -279,8 +292,19 @@ def compare(
                 rows.append({**row, "strength": round(strength, 4)})
         image = _figure(edits, measured, runs, masks, region_name)
         write_png(image, out / f"compare_{region_name}.png")
+        if turntable_frames > 0 and model.G.is_3d:
+            videos[region_name] = _turntable(
+                edits,
+                measured,
+                runs,
+                region_name,
+                out / f"compare_{region_name}.mp4",
+                turntable_frames,
+            )
     result = {
         "rows": rows,
+        "turntables": videos,
+        "skipped": skipped,
         "settings": {
             "checkpoint": str(model.source),
             "posthoc_checkpoint": str(other.source),
@@ -296,7 +320,8 @@ def compare(
     }
     write_json(out / "compare.json", result)
     (out / "compare.md").write_text(compare_table(result), encoding="utf-8")
-    _write_html(out / "index.html", result, [f"compare_{r}.png" for r in regions])
+    shown = [r for r in regions if r not in skipped]
+    _write_html(out / "index.html", result, [f"compare_{r}.png" for r in shown])
     return result
 
 
@@ -322,6 +347,10 @@ def _write_html(path: Path, result: dict[str, Any], grids: list[str]) -> None:
         f"post-hoc editors on: {esc(settings['posthoc_checkpoint'])}; {settings['num']} samples, "
         f"{esc(settings['matching'])}.</p><table>{head}{rows}</table>"
         + "".join(f"<div><img src='{esc(g)}' alt='{esc(g)}'></div>" for g in grids)
+        + "".join(
+            f"<div><video src='{esc(v['path'])}' controls loop muted autoplay></video></div>"
+            for v in result.get("turntables", {}).values()
+        )
         + "</body></html>"
     )
     tmp = path.with_name(path.name + ".tmp")
@@ -381,6 +410,49 @@ def _figure(
         )
     labels = ["original", "edited", "change"]
     return labelled_grid(tiles, labels, list(METHODS), title=f"region {region_name}")
+
+
+def _turntable(
+    edits: dict[str, Edit],
+    measured: dict[str, tuple[float, Any]],
+    runs: dict[str, _Samples],
+    region_name: str,
+    out: Path,
+    frames: int,
+) -> dict[str, Any]:
+    """The figure's rows turning: per method, sample 0 original, edited (at its matched
+    strength) and the change, one turn at 10° pitch; one heat-map scale for the video (the
+    largest change of the frontal frame, so the colours read as in the PNG)."""
+    from render.frames import labelled_grid
+    from render.heatmap import colorize, difference_map, upscale
+    from render.paths import camera_path
+    from render.video import FrameSink
+
+    cams = camera_path(runs["linkgan"].G, "turntable", frames)
+    vmax = None
+    with torch.no_grad(), FrameSink(out, fps=12) as sink:
+        for i in range(frames):
+            rows = []
+            for k in METHODS:
+                s = runs[k]
+                c = cams[i : i + 1].to(s.ws.device)
+                original = s.G.synthesis(s.ws[:1], c, noise_mode="const")["image"]
+                edited = edits[k](s.ws[:1], c, measured[k][0])["image"]
+                diff = difference_map(edited, original)[0].cpu().numpy()
+                rows.append((original, edited, diff))
+            if vmax is None:
+                vmax = max(float(r[2].max()) for r in rows) or 1.0
+            tiles = [
+                [
+                    upscale(to_uint8(o)[0], 96),
+                    upscale(to_uint8(e)[0], 96),
+                    upscale(colorize(d, vmax), 96),
+                ]
+                for o, e, d in rows
+            ]
+            title = f"region {region_name}, yaw {360 * i / frames:.0f}°"
+            sink.write(labelled_grid(tiles, ["original", "edited", "change"], list(METHODS), title))
+    return {"path": out.name, "frames": frames}
 
 
 def compare_table(result: dict[str, Any]) -> str:

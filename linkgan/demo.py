@@ -15,11 +15,11 @@ from typing import Any
 
 from link_core.errors import UserError
 from link_core.weights.checkpoint import write_json
-from linkgan.build import train
+from linkgan.build import shipped_dir, train
 from linkgan.model import Model
 from linkgan.rendering import axes_text
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS = shipped_dir("configs")  # the repository's configs/, or the wheel's linkgan/configs
 DEFAULT_CONFIG = CONFIGS / "quickstart_3d.yaml"
 DEFAULT_KIMG = 9.0
 """The default budget, in images rather than minutes so the demo learns the same on every
@@ -43,6 +43,7 @@ def run_demo(
     baseline: bool = False,
     fid_num: int = 500,
     fid_repeats: int = 3,
+    compare_num: int = 8,
 ) -> dict[str, Any]:
     """Train for ``kimg`` thousand images or ``minutes`` (whichever ends first; 0: no such
     budget) into ``out/run``, then write everything the report shows.
@@ -55,6 +56,11 @@ def run_demo(
     ``vs_unlinked`` (:func:`~link_core.metrics.compare_to_unlinked`), the report a table;
     both also get FID / KID on ``fid_num`` fakes, ``fid_repeats`` times (mean ± std;
     ``fid_num`` 0: none).
+
+    compare_num: also edit that many samples with the post-hoc local editors (ReSeFa,
+    StyleSpace, SeFa) at matched change inside each link's region, on the model the run
+    started from (``train.init``; else the run itself): ``out/compare`` and a report
+    section (:func:`linkgan.comparing.compare`; 0: none).
     """
     from link_core.link import Box3DRegion
     from link_core.metrics import compare_to_unlinked
@@ -69,6 +75,8 @@ def run_demo(
         raise UserError(f"--minutes / --kimg: need a budget > 0, got {minutes:g} / {kimg:g}")
     if frames < 1:
         raise UserError(f"--frames: must be >= 1, got {frames}")
+    if compare_num < 0 or compare_num == 1:
+        raise UserError(f"--compare-num: need 0 (none) or >= 2 samples, got {compare_num}")
     if fid_num < 0 or fid_num == 1 or fid_repeats < 1:
         raise UserError(
             f"--fid-num / --fid-repeats: need 0 or >= 2 fakes and >= 1 repeat, got {fid_num} / "
@@ -166,6 +174,20 @@ def run_demo(
         }
         metrics["vs_unlinked"] = compare_to_unlinked(metrics["link_mse"], unlinked["link_mse"])
     write_json(out / "metrics.json", metrics)
+    compared = None
+    if compare_num:
+        start = cfg.train.init or None
+        _log(f"comparing with post-hoc editors on {start or 'the run itself'} -> {out / 'compare'}")
+        compared = model.compare(
+            [],
+            out / "compare",
+            posthoc=start,
+            num=compare_num,
+            mesh_samples=1,
+            mesh_grid=min(mesh_grid, 64),
+            turntable_frames=max(1, frames // 2) if is_3d else 0,
+            progress=progress,
+        )
     samples = sorted((run_dir / "samples").glob("*.png"))
     overview = {
         "config": str(config),
@@ -182,6 +204,8 @@ def run_demo(
         metrics,
         sections,
         samples=_rel(samples[-1], out) if samples else None,
+        compare=compared,
+        compare_dir="compare" if compared else None,
     )
     _log("link_mse (images in [0, 1]; depth in world units):")
     for name, maps in metrics["link_mse"].items():

@@ -194,6 +194,47 @@ def _quality_section(metrics: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _compare_section(result: dict[str, Any], folder: str) -> str:
+    """LinkGAN's edits against the post-hoc editors (``linkgan compare``'s JSON): MSE inside
+    and outside each region per map and method, the figures and turntables in ``folder``."""
+    esc = html.escape
+    rows = result["rows"]
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    head = "<tr><th>region</th><th>map</th>" + "".join(
+        f"<th>{esc(m)} in / out</th>" for m in methods
+    )
+    cells: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        cells.setdefault((r["region"], r["map"]), {})[r["method"]] = r
+    body = ""
+    for (region, map_name), per in cells.items():
+        best = min(per.values(), key=lambda r: r["mse_out"])["method"]
+        body += f"<tr><td>{esc(region)}</td><td>{esc(map_name)}</td>"
+        for m in methods:
+            r = per.get(m)
+            text = "–" if r is None else f"{1e3 * r['mse_in']:.3g} / {1e3 * r['mse_out']:.3g}"
+            body += f"<td>{'<b>' + text + '</b>' if m == best else text}</td>"
+        body += "</tr>"
+    settings = result["settings"]
+    parts = [
+        "<h2>LinkGAN against post-hoc local editors</h2>",
+        f"<p class='note'>The links on {esc(settings['checkpoint'])}; ReSeFa, StyleSpace and SeFa "
+        f"on {esc(settings['posthoc_checkpoint'])}, each at the strength whose RGB change inside "
+        f"the region matches the link's ({settings['num']} samples). MSE ×10³ inside / outside "
+        "(images in [0, 1], depth and mesh in world units); bold: the least change outside.</p>",
+        f"<table>{head}</tr>{body}</table>",
+    ]
+    regions = list(dict.fromkeys(r["region"] for r in rows))
+    for region in regions:
+        parts.append(f"<img src='{esc(folder)}/compare_{esc(region)}.png' alt='compare'>")
+    for video in result.get("turntables", {}).values():
+        parts.append(
+            f"<video src='{esc(folder)}/{esc(video['path'])}' controls autoplay loop muted "
+            "playsinline></video>"
+        )
+    return "".join(parts)
+
+
 def write_report(
     out: str | Path,
     title: str,
@@ -201,6 +242,8 @@ def write_report(
     metrics: dict[str, Any],
     sections: Sequence[LinkSection],
     samples: str | None = None,
+    compare: dict[str, Any] | None = None,
+    compare_dir: str | None = None,
 ) -> Path:
     """Write ``out/index.html`` (atomically) and copy the viewer script beside it."""
     out = Path(out)
@@ -223,6 +266,8 @@ def write_report(
     if "vs_unlinked" in metrics:
         parts.append(_vs_unlinked_table(metrics["vs_unlinked"], metrics["unlinked"]["kimg"]))
     parts.append(_quality_section(metrics))
+    if compare is not None and compare_dir:
+        parts.append(_compare_section(compare, compare_dir))
     if samples:
         parts.append(f"<h2>Training samples</h2><img src='{esc(samples)}' alt='samples'>")
     scripts = []

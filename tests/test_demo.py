@@ -60,9 +60,12 @@ def dump_dom(url: str, profile, budget_ms: int = 8000) -> str:
 def demo_out(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo") / "out"
     tiny = [*HEADS_3D, "train.ckpt_every_minutes=10", "train.init="]  # tiny G: from scratch
+    seen = "{box3d_seen: [-0.5, 0.0, -0.5, 0.5, 0.5, 0.5]}"  # in view: the editors compare
+    tiny.append(f"link.links=[{{name: top, axes: [0, 4], region: {seen}}}]")
     sets = [a for o in tiny for a in ("--set", o)]
     argv = ["demo", "--kimg", "0.016", "--frames", "8", "--grid", "32", "--render-res", "16"]
-    argv += ["--baseline", "--fid-num", "6", "--fid-repeats", "2", "--out", str(out)]
+    argv += ["--baseline", "--fid-num", "6", "--fid-repeats", "2", "--compare-num", "3"]
+    argv += ["--out", str(out)]
     with pytest.MonkeyPatch.context() as mp:  # a small attribute classifier: seconds, not minutes
         mp.setattr(part_quality, "ATTRIBUTE_TRAIN", 64)
         mp.setattr(part_quality, "ATTRIBUTE_HELD_OUT", 32)
@@ -99,6 +102,13 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
     html = (demo_out / "index.html").read_text()
     assert "Linked vs the same fine-tuning without the link (0.016 kimg)" in html
     assert "Quality, overall and per part" in html and "hair: hat" in html
+    # The post-hoc editors beside the link (the tiny run starts from scratch: on itself).
+    compared = json.loads((demo_out / "compare" / "compare.json").read_text())
+    assert {r["method"] for r in compared["rows"]} == {"linkgan", "resefa", "stylespace", "sefa"}
+    assert {r["map"] for r in compared["rows"]} == {"image", "depth", "mesh"}
+    assert "LinkGAN against post-hoc local editors" in html
+    assert "compare/compare_top.png" in html and "compare/compare_top.mp4" in html
+    assert read_video(demo_out / "compare" / "compare_top.mp4").shape[0] == 8 // 2
     for ref in re.findall(r"(?:src|href)='([^']+)'", html):
         assert (demo_out / ref).is_file(), ref  # everything the page needs lies beside it
     # A second demo into the same folder is refused before anything is touched.
@@ -109,6 +119,8 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
     assert "--minutes / --kimg: need a budget > 0" in capsys.readouterr().err
     assert main(["demo", "--fid-num", "1", "--out", str(demo_out.parent / "new")]) == 2
     assert "--fid-num / --fid-repeats" in capsys.readouterr().err
+    assert main(["demo", "--compare-num", "1", "--out", str(demo_out.parent / "new")]) == 2
+    assert "--compare-num: need 0 (none) or >= 2" in capsys.readouterr().err
     assert not (demo_out.parent / "new").exists()
 
 
@@ -118,7 +130,7 @@ def test_report_opens_in_headless_chromium_with_videos_and_mesh_viewers(demo_out
     errors = re.search(r'<ul id="errors">(.*?)</ul>', dom, re.S).group(1)
     assert errors.strip() == "", errors
     videos = re.findall(r"<video[^>]*>", dom)
-    assert len(videos) == 3 and all('data-loaded="1"' in v for v in videos), videos
+    assert len(videos) == 4 and all('data-loaded="1"' in v for v in videos), videos  # + compare
     canvases = re.findall(r"<canvas[^>]*>", dom)
     assert len(canvases) == 3
     for canvas in canvases:

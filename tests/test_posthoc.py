@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -196,25 +197,28 @@ def test_compare_on_a_3d_model_adds_depth_and_mesh_rows(tmp_path):
     from conftest import HEADS_3D
 
     from linkgan import api
-    from linkgan.model import Model
+    from linkgan.cli import main
+    from render.video import read_video
 
     run = tmp_path / "run"
     seen = "{box3d_seen: [-0.5, 0.0, -0.5, 0.5, 0.5, 0.5]}"  # in view, dense or not
     top = f"link.links=[{{name: top, axes: [0, 4], region: {seen}}}]"
     api.train(run, None, [*HEADS_3D, top, "train.kimg=0.008"], progress=False)
-    result = Model.load(run).compare(
-        "top",
-        tmp_path / "cmp",
-        num=4,
-        jacobian_samples=1,
-        mesh_samples=1,
-        mesh_grid=24,
-        progress=False,
-    )
+    argv = ["compare", "--ckpt", str(run), "--regions", "top", "--num", "4"]
+    argv += ["--jacobian-samples", "1", "--mesh-samples", "1", "--mesh-grid", "24"]
+    argv += ["--turntable-frames", "4", "--out", str(tmp_path / "cmp"), "--no-progress"]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     maps = {(r["method"], r["map"]) for r in result["rows"]}
     for method in ("linkgan", "resefa", "stylespace", "sefa"):
         assert {(method, m) for m in ("image", "depth", "mesh")} <= maps
     mesh = [r for r in result["rows"] if r["map"] == "mesh"]
     assert all(r["mse_in"] >= 0 and r["mse_out"] >= 0 for r in mesh)
     assert (tmp_path / "cmp" / "compare_top.png").is_file()
-    assert "compare_top.png" in (tmp_path / "cmp" / "index.html").read_text()
+    page = (tmp_path / "cmp" / "index.html").read_text()
+    assert "compare_top.png" in page and "compare_top.mp4" in page
+    # The turntable: the figure's four method rows over 4 yaws, frames that differ.
+    video = read_video(tmp_path / "cmp" / "compare_top.mp4")
+    assert result["turntables"]["top"] == {"path": "compare_top.mp4", "frames": 4}
+    assert video.shape[0] == 4 and video.shape[1] > 4 * 96
+    assert np.abs(video[0].astype(float) - video[2].astype(float)).mean() > 1.0

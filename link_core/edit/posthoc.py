@@ -176,23 +176,29 @@ def stylespace_channels(
     top: int = 8,
     h: float = 0.05,
     batch: int = 32,
+    spread: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> list[StyleChannel]:
     """The ``top`` style channels most localized in the region, over samples ``ws``: for
     each channel, the change a small move of it makes (central differences) inside the
     region as a share of its whole change, summed over samples (StyleSpace ranks channels
-    by their gradient maps' overlap with the region)."""
+    by their gradient maps' overlap with the region). Each channel's ``std`` (its edit
+    unit) is its spread over ``spread`` = (ws, c), at least 2 samples (default: ``ws``)."""
     affines = style_affines(G)
     styles: dict[str, list[torch.Tensor]] = {name: [] for name in affines}
+    spread_ws, spread_c = spread if spread is not None else (ws, c)
+    if spread_ws.shape[0] < 2:
+        raise ValueError(f"a style channel's spread needs at least 2 samples, got {len(spread_ws)}")
     handles = [
         m.register_forward_hook(lambda _m, _i, out, n=name: styles[n].append(out.detach()))
         for name, m in affines.items()
     ]
     try:
-        base = G.synthesis(ws, c, noise_mode="const")
+        G.synthesis(spread_ws, spread_c, noise_mode="const")
     finally:
         for handle in handles:
             handle.remove()
     std = {name: torch.cat(v).std(0) for name, v in styles.items()}  # [channels]
+    base = G.synthesis(ws, c, noise_mode="const")
     channels = [(name, i) for name, m in affines.items() for i in range(m.weight.shape[0])]
     inside = torch.zeros(len(channels), dtype=torch.float64)
     total = torch.zeros_like(inside)

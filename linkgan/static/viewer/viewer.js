@@ -231,7 +231,11 @@ async function saveTurntable() {
 }
 
 async function start() {
+  // Opened with ?token=...: the answer set a cookie that our requests carry from now on, so
+  // take the token out of the address bar (and history).
+  if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", "/");
   const response = await fetch("/api/info");
+  if (!response.ok) { setStatus(`error: ${await errorText(response)}`, true); return; }
   viewer.info = await response.json();
   $("model").textContent =
     `${viewer.info.name} · ${viewer.info.backbone} · ${viewer.info.resolution}² · ` +

@@ -137,6 +137,30 @@ def test_change_share_sums_the_change_where_per_pixel_means_hide_it():
     assert leak_fraction(0.1 * edit, x, 1 - m, summed=True).item() == pytest.approx(summed)
 
 
+def test_margin_hinges_each_samples_share_so_a_local_enough_sample_adds_no_gradient():
+    x = torch.zeros(2, 3, RES, RES)
+    m = BoxRegion((BOX,)).mask(RES, RES).expand(2, -1, -1, -1)
+    # Sample 0 leaks 0.2 (per pixel), sample 1 leaks 0.02.
+    scale = torch.tensor([0.5, 0.1414]).view(2, 1, 1, 1).requires_grad_(True)
+    edit = x + m + scale * (1 - m)
+    shares = [leak_fraction(edit[i : i + 1], x[:1], 1 - m[:1]).item() for i in range(2)]
+    assert shares[0] == pytest.approx(0.2, abs=1e-4) and shares[1] == pytest.approx(0.02, abs=1e-3)
+    hinged = leak_fraction(edit, x, 1 - m, margin=0.05)
+    assert hinged.item() == pytest.approx((0.2 - 0.05) / 2, abs=1e-4)  # sample 1 adds 0
+    (grad,) = torch.autograd.grad(hinged, scale)
+    assert grad[0].item() > 0 and grad[1].item() == 0.0
+    # Through the loss: the hinge lowers every share term, never raises one.
+    G = ToyG(coupling=1.0)
+    ws = torch.randn(4, 3, W_DIM)
+    res = {}
+    for margin in (0.0, 0.05):
+        torch.manual_seed(0)
+        res[margin] = link_loss(_render(G), ws, _links(), form="share", margin=margin).terms
+    for name, value in res[0.0].items():
+        assert res[0.05][name] <= value + 1e-7, name
+    assert res[0.05]["link/part/image/out"] < res[0.0]["link/part/image/out"]
+
+
 def test_share_form_measures_eq4_on_summed_change_and_eq3_per_pixel():
     G = ToyG(coupling=1.0)
     ws = torch.randn(4, 3, W_DIM)

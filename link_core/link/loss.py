@@ -76,6 +76,7 @@ def leak_fraction(
     eps: float = 1e-6,
     summed: bool = False,
     fixed_total: bool = False,
+    margin: float = 0.0,
 ) -> torch.Tensor:
     """The share of a perturbation's change that lands where it should not, in [0, 1).
 
@@ -89,6 +90,8 @@ def leak_fraction(
     ``[B, 1, H, W]`` in [0, 1]. Returns a scalar; 0 when no sample qualifies.
     ``fixed_total``: the denominator (the whole change) is detached, so the gradient only
     shrinks the wrong side's change and never rewards a bigger change on the right side.
+    ``margin``: each sample's share counts only above it (``max(0, share − margin)``), so a
+    sample already local enough adds nothing.
     """
     mass = wrong.sum(dim=(1, 2, 3))
     both = ((mass > 0.5) & (mass < wrong[0].numel() - 0.5)).to(perturbed.dtype)
@@ -99,6 +102,8 @@ def leak_fraction(
         e_right = masked_mse(perturbed, original, 1.0 - wrong)
         total = e_wrong + e_right + eps
         frac = e_wrong / (total.detach() if fixed_total else total)
+    if margin > 0:
+        frac = (frac - margin).clamp(min=0.0)
     return (frac * both).sum() / both.sum().clamp(min=1.0)
 
 
@@ -148,22 +153,27 @@ def in_out_terms(
     mask: torch.Tensor,
     form: str,
     scale2: float = 1.0,
+    margin: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eqs. 3 and 4 of one link on one map: ``(L_i, L_iᶜ)`` as scalars.
 
     ``L_i``: x₂'s change inside ``mask``, ``L_iᶜ``: x₁'s change outside, in ``form``
     (:func:`link_loss`): ``absolute`` squared change per pixel, ``relative`` its share on
     the wrong side (:func:`leak_fraction`), ``share`` eq. 4 on summed change. ``scale2``
-    multiplies the absolute form (a map's squared scale; the shares are scale-free). x, x₁,
+    multiplies the absolute form (a map's squared scale; the shares are scale-free);
+    ``margin``: the shares' hinge (:func:`leak_fraction`; the absolute form has none). x, x₁,
     x₂: ``[B, C, H, W]``; mask: ``[B, 1, H, W]``.
     """
     if form == "absolute":
         l_in = masked_mse(x2, x, mask).mean() * scale2  # eq. 3
         return l_in, masked_mse(x1, x, 1.0 - mask).mean() * scale2  # eq. 4
     fixed = form == "share_fixed"
-    l_in = leak_fraction(x2, x, mask, fixed_total=fixed)  # eq. 3, as a share of x₂'s change
+    # eq. 3, as a share of x₂'s change
+    l_in = leak_fraction(x2, x, mask, fixed_total=fixed, margin=margin)
     # eq. 4, as a share of x₁'s change (per pixel, or summed: ``share``, ``share_fixed``)
-    return l_in, leak_fraction(x1, x, 1.0 - mask, summed=form != "relative", fixed_total=fixed)
+    summed = form != "relative"
+    l_out = leak_fraction(x1, x, 1.0 - mask, summed=summed, fixed_total=fixed, margin=margin)
+    return l_in, l_out
 
 
 @dataclass
@@ -196,6 +206,7 @@ def link_loss(
     generator: torch.Generator | None = None,
     form: str = "absolute",
     sources: torch.Tensor | None = None,
+    margin: float = 0.0,
 ) -> LinkLossResult:
     """Equations 3–6 for every link, in one batched render.
 
@@ -231,6 +242,10 @@ def link_loss(
         whole way, :func:`swap_axes`), so every perturbed w is one the mapping produces, as
         in :func:`~link_core.metrics.link_mse` and the editing tools. None: the paper's
         ``w + α·p``, ``p ~ N(0, I)``.
+    margin: with the share forms, each sample's share on the wrong side counts only above
+        it (a hinge): a link already that local adds no gradient, so it stops pulling G
+        away from what the adversarial loss wants (the shares are scale-free and otherwise
+        pull as hard at 1% as at 50%).
     """
     if not links:
         raise ValueError("link_loss needs at least one link")
@@ -263,7 +278,7 @@ def link_loss(
             x1, x2 = chunks[name][1 + 2 * i], chunks[name][2 + 2 * i]
             m = resize_mask(mask, x.shape[-2:])
             s2 = float((map_scales or {}).get(name, 1.0)) ** 2
-            l_in, l_out = in_out_terms(x, x1, x2, m, form, s2)
+            l_in, l_out = in_out_terms(x, x1, x2, m, form, s2, margin)
             terms[f"link/{link.name}/{name}/in"] = l_in
             terms[f"link/{link.name}/{name}/out"] = l_out
             # eqs. 5, 6, with the link's own weight (1 in the paper)

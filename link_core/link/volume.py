@@ -69,6 +69,7 @@ def volume_link_loss(
     form: str = "absolute",
     sources: torch.Tensor | None = None,
     around: float = 0.0,
+    margin: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The link loss on the 3-D field itself, without rendering (beyond the paper).
 
@@ -85,6 +86,7 @@ def volume_link_loss(
     shows it. form: as :func:`link_loss`, over points instead of pixels
     (:func:`in_out_terms`). sources: resample instead of ``w + α·p``, as in
     :func:`link_loss`. around: where the points outside the boxes lie (:func:`volume_points`).
+    margin: the shares' hinge, as in :func:`link_loss`.
     Returns (total ``Σ weight_i·(λ₁L_i + λ₂L_iᶜ)``, terms
     ``link/<name>/volume/in|out``).
     """
@@ -120,7 +122,9 @@ def volume_link_loss(
     x = parts[0]
     for i, link in enumerate(volume_links):
         inside = link.region.contains(points)[:, None, :, None].to(x.dtype)  # [B, 1, P, 1]
-        l_in, l_out = in_out_terms(x, parts[1 + 2 * i], parts[2 + 2 * i], inside, form)
+        l_in, l_out = in_out_terms(
+            x, parts[1 + 2 * i], parts[2 + 2 * i], inside, form, margin=margin
+        )
         terms[f"link/{link.name}/volume/in"] = l_in
         terms[f"link/{link.name}/volume/out"] = l_out
         total = total + link.weight * (lambda_in * l_in + lambda_out * l_out)

@@ -124,6 +124,10 @@ class LinkConfig:
     region (what the edit grids show; ``link_core.link.link_loss``). ``share_fixed``:
     ``share`` whose gradient only shrinks the change on the wrong side (the whole change
     detached), so it cannot be met by making the part's own change larger."""
+    margin: float = 0.0
+    """With the ``relative`` / ``share`` forms: each sample's share of change on the wrong
+    side counts only above this (a hinge, e.g. 0.05), so a link already that local adds no
+    gradient and the adversarial steps have G to themselves there. 0: the plain share."""
     adam: str = "shared"
     """Which Adam steps the link phase. ``shared``: G's own, as lazy regularizers do in
     StyleGAN2 (its running RMS then follows the larger of the link and adversarial
@@ -392,6 +396,10 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(
             f"link.lr_gain_end: expected a number >= 0 (0: constant), got {cfg.link.lr_gain_end!r}"
         )
+    if not 0.0 <= cfg.link.margin < 1.0:
+        raise ConfigError(f"link.margin: expected a share in [0, 1), got {cfg.link.margin!r}")
+    if cfg.link.margin > 0 and cfg.link.form == "absolute":
+        raise ConfigError("link.margin: needs a share form (link.form: relative or share)")
     if cfg.link.adv_adam not in ("link", "g"):
         raise ConfigError(f"link.adv_adam: expected 'link' or 'g', got {cfg.link.adv_adam!r}")
     if cfg.link.volume_around < 0 or cfg.link.volume_points < 2:

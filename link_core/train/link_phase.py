@@ -182,6 +182,7 @@ class LinkPhase:
             maps=lc.maps,
             map_scales=G.map_scales,
             form=lc.form,
+            margin=lc.margin,
         )
         total = res.total * lc.interval
         terms = dict(res.terms)
@@ -198,6 +199,7 @@ class LinkPhase:
                 lambda_out=lc.lambda_out,
                 form=lc.form,
                 around=lc.volume_around,
+                margin=lc.margin,
             )
             total = total + vol * lc.volume_weight * lc.interval
             terms.update(vol_terms)

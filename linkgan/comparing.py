@@ -10,7 +10,8 @@ outside (MSE_o) the region, images in [0, 1], depth in world units:
   (:func:`~link_core.edit.posthoc.resefa_direction`, Jacobians of ``jacobian_samples``);
 - ``stylespace``: the region's most localized style channel moved by ``± s`` of its std;
 - ``sefa``: ``w ± s·d``, ``d`` the one of SeFa's top 8 directions with the highest inside /
-  outside change for the region: the best a region-blind direction does.
+  outside change for the region: the best a region-blind direction does;
+- ``ganspace``: the same choice among GANSpace's top 8 principal components of W.
 
 The paper compares at comparable MSE_i. Here each baseline's strength ``s`` is set so its
 RGB MSE_i matches LinkGAN's (a few secant steps on ``log MSE_i`` against ``log s``; the
@@ -33,6 +34,7 @@ import torch
 from link_core.data.images import to_uint8, write_png
 from link_core.edit.posthoc import (
     channel_offsets,
+    ganspace_directions,
     region_gram,
     resefa_direction,
     sefa_directions,
@@ -48,7 +50,7 @@ from link_core.weights.checkpoint import write_json
 if TYPE_CHECKING:
     from linkgan.model import Model
 
-METHODS = ("linkgan", "resefa", "stylespace", "sefa")
+METHODS = ("linkgan", "resefa", "stylespace", "sefa", "ganspace")
 
 
 def _image01(out: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -134,18 +136,22 @@ def _linkgan_edit(samples: _Samples, link: Any) -> Edit:
 
 
 def _posthoc_edits(
-    samples: _Samples, link: Any, sefa: torch.Tensor, jacobian_samples: int
+    samples: _Samples, link: Any, global_dirs: dict[str, torch.Tensor], jacobian_samples: int
 ) -> dict[str, Edit]:
-    """ReSeFa's, StyleSpace's and SeFa's :class:`Edit` of the samples for one link's region
-    (described in the module's docstring). Signs alternate across samples."""
+    """ReSeFa's, StyleSpace's and the global methods' (``global_dirs``: SeFa's, GANSpace's
+    candidate directions, ``[k, w_dim]`` each) :class:`Edit` of the samples for one link's
+    region (described in the module's docstring). Signs alternate across samples."""
     G, ws, c = samples.G, samples.ws, samples.c
     device = ws.device
     jw, jc = ws[:jacobian_samples], c[:jacobian_samples]
     gram = region_gram(G, jw, jc, link.region, _image01)
     d_resefa = resefa_direction(gram).to(device)
     inside, outside = gram.inside.to(device), gram.outside.to(device)
-    ratio = [float(d @ inside @ d) / max(float(d @ outside @ d), 1e-30) for d in sefa.double()]
-    d_sefa = sefa[int(np.argmax(ratio))]
+
+    def most_inside(dirs: torch.Tensor) -> torch.Tensor:
+        ratio = [float(d @ inside @ d) / max(float(d @ outside @ d), 1e-30) for d in dirs.double()]
+        return dirs[int(np.argmax(ratio))]
+
     channel = stylespace_channels(G, jw, jc, link.region, _image01, top=1, spread=(ws, c))[0]
     signs = _signs(ws.shape[0], device)
     w_std = float(ws[:, 0].std(0).mean())  # a w direction's unit: a typical axis' spread
@@ -160,7 +166,7 @@ def _posthoc_edits(
             lambda w, s: w,
             lambda n, s: channel_offsets(G, channel, (s * signs[:n]).tolist()),
         ),
-        "sefa": along(d_sefa),
+        **{name: along(most_inside(dirs)) for name, dirs in global_dirs.items()},
     }
 
 
@@ -259,7 +265,10 @@ def compare(
     out.mkdir(parents=True, exist_ok=True)
     linked = _Samples.draw(model.G, num, seed)
     post = linked if posthoc is None else _Samples.draw(other.G, num, seed)
-    sefa = sefa_directions(post.G, k=8).to(post.ws.device)
+    global_dirs = {
+        "sefa": sefa_directions(post.G, k=8).to(post.ws.device),
+        "ganspace": ganspace_directions(post.G, post.c[:1], k=8),
+    }
     rows: list[dict[str, Any]] = []
     videos: dict[str, dict[str, Any]] = {}
     skipped: list[str] = []  # regions (not asked for by name) whose link changes nothing
@@ -268,7 +277,7 @@ def compare(
         runs = {m: (linked if m == "linkgan" else post) for m in METHODS}
         masks = {m: link.region(r.base, r.c) for m, r in runs.items()}
         edits = {"linkgan": _linkgan_edit(linked, link)}  # on the linked model
-        edits.update(_posthoc_edits(post, link, sefa, jacobian_samples))
+        edits.update(_posthoc_edits(post, link, global_dirs, jacobian_samples))
         measured = {"linkgan": (1.0, _mse(edits["linkgan"], linked, masks["linkgan"], 1.0))}
         target = measured["linkgan"][1]["image"]["mse_in"]
         if not target > 0 and not asked:  # every link: compare those that show a change

@@ -13,6 +13,7 @@ from torch import nn
 
 from link_core.edit.posthoc import (
     channel_offsets,
+    ganspace_directions,
     region_gram,
     resefa_direction,
     sefa_directions,
@@ -158,6 +159,30 @@ def test_sefa_takes_the_affines_top_eigenvectors():
         style_affines(nn.Linear(2, 2))
 
 
+def test_ganspace_takes_the_top_principal_components_of_w():
+    """A mapping whose w spreads 3× along one known direction and 2× along another: the
+    first two components are those directions (up to sign, fixed), orthonormal."""
+
+    class Stretched(RegionStyles):
+        def mapping(self, z, c=None, **_):
+            basis = torch.linalg.qr(torch.randn(W, W, generator=torch.Generator().manual_seed(1)))[
+                0
+            ]
+            scale = torch.ones(W)
+            scale[:2] = torch.tensor([3.0, 2.0])
+            w = (z * scale) @ basis.T + 5.0  # an offset the PCA must remove
+            self.basis = basis
+            return w[:, None, :].expand(-1, self.num_ws, -1)
+
+    G = Stretched()
+    dirs = ganspace_directions(G, torch.zeros(1, 0), k=3, num=4096)
+    assert dirs.shape == (3, W)
+    assert torch.allclose(dirs @ dirs.T, torch.eye(3), atol=1e-5)
+    assert abs(float(dirs[0] @ G.basis[:, 0])) > 0.99
+    assert abs(float(dirs[1] @ G.basis[:, 1])) > 0.99
+    assert (dirs.gather(1, dirs.abs().argmax(1, keepdim=True)) > 0).all()  # signs fixed
+
+
 def test_compare_writes_rows_table_and_grids_at_matched_mse_in(tmp_path, tiny_overrides):
     """``linkgan compare`` on a tiny 2-D run: every method per region and map, baselines at
     the linked edit's RGB MSE_i, a grid per region, and a clear error for a wrong region."""
@@ -171,10 +196,12 @@ def test_compare_writes_rows_table_and_grids_at_matched_mse_in(tmp_path, tiny_ov
     assert main([*argv, "--jacobian-samples", "2", "--out", str(out), "--no-progress"]) == 0
     result = json.loads((out / "compare.json").read_text())
     rows = {(r["method"], r["map"]): r for r in result["rows"]}
-    assert set(rows) == {(m, "image") for m in ("linkgan", "resefa", "stylespace", "sefa")}
+    assert set(rows) == {
+        (m, "image") for m in ("linkgan", "resefa", "stylespace", "sefa", "ganspace")
+    }
     target = rows["linkgan", "image"]["mse_in"]
     assert target > 0
-    for method in ("resefa", "stylespace", "sefa"):
+    for method in ("resefa", "stylespace", "sefa", "ganspace"):
         r = rows[method, "image"]
         assert r["mse_in"] == pytest.approx(target, rel=0.3), method  # matched
         assert r["mse_out"] >= 0 and r["strength"] > 0
@@ -210,7 +237,7 @@ def test_compare_on_a_3d_model_adds_depth_and_mesh_rows(tmp_path):
     assert main(argv) == 0
     result = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     maps = {(r["method"], r["map"]) for r in result["rows"]}
-    for method in ("linkgan", "resefa", "stylespace", "sefa"):
+    for method in ("linkgan", "resefa", "stylespace", "sefa", "ganspace"):
         assert {(method, m) for m in ("image", "depth", "mesh")} <= maps
     mesh = [r for r in result["rows"] if r["map"] == "mesh"]
     assert all(r["mse_in"] >= 0 and r["mse_out"] >= 0 for r in mesh)

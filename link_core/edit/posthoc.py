@@ -7,6 +7,8 @@ Re-implemented from their papers, on any generator of the interface whose styles
 - **SeFa** (Shen & Zhou, CVPR 2021): closed-form directions in W, the top eigenvectors of
   ``AᵀA`` with ``A`` every style affine's effective weight stacked (:func:`sefa_directions`).
   Global: the reference for what an edit that ignores regions does.
+- **GANSpace** (Härkönen et al., NeurIPS 2020): the principal components of sampled w
+  (:func:`ganspace_directions`). Global too: the directions along which W varies most.
 - **ReSeFa** (Zhu et al., ICML 2022), with LowRankGAN's null-space projection (Zhu et al.,
   NeurIPS 2021): the Jacobian ``J = ∂x/∂w`` of a few samples gives the Gram matrices of the
   change inside and outside the region, ``M_in = Jᵀ diag(m) J`` and ``M_out = Jᵀ diag(1-m)
@@ -59,6 +61,22 @@ def sefa_directions(G: nn.Module, k: int = 8) -> torch.Tensor:
         top = vectors[:, values.argsort(descending=True)[:k]].T  # [k, w_dim]
         sign = top.gather(1, top.abs().argmax(1, keepdim=True)).sign()
         return (top * sign).float()
+
+
+@torch.no_grad()
+def ganspace_directions(
+    G: nn.Module, c: torch.Tensor, k: int = 8, num: int = 4096, seed: int = 0
+) -> torch.Tensor:
+    """``[k, w_dim]`` unit directions of GANSpace: the top principal components of ``num``
+    sampled w (``G.mapping`` of seeded z, labels ``c [1, c_dim]``; first row of each ws),
+    sign fixed as in :func:`sefa_directions`."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(num, G.z_dim, generator=gen).to(c.device)
+    w = G.mapping(z, c.expand(num, -1))[:, 0].double()  # [num, w_dim]
+    _, _, vt = torch.linalg.svd(w - w.mean(0), full_matrices=False)
+    top = vt[:k]
+    sign = top.gather(1, top.abs().argmax(1, keepdim=True)).sign()
+    return (top * sign).float()
 
 
 @torch.no_grad()

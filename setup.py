@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 # The version lives in one place, linkgan/__init__.py (read, not imported: no torch needed).
 VERSION = re.search(
@@ -12,6 +12,9 @@ VERSION = re.search(
     re.M,
 ).group(1)
 
+PACKAGES = ("link_core", "stylegan_link", "eg3d_link", "render", "export", "linkgan")
+SHIPPED = {"linkgan.configs": "configs", "linkgan.assets": "assets"}
+
 setup(
     name="linkgan",
     version=VERSION,
@@ -19,10 +22,22 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=["link_core", "stylegan_link", "eg3d_link", "render", "export", "linkgan"],
-    package_data={"linkgan": ["static/*.js", "static/viewer/*"]},
-    # Pinned to the set that loads together: easypytorch3d's
-    # compiled ops only load with torch 2.12.0.
+    packages=[
+        *find_packages(include=[f"{top}{sub}" for top in PACKAGES for sub in ("", ".*")]),
+        *SHIPPED,
+    ],
+    # The shipped presets and base models live at the repository's top level (configs/,
+    # assets/; the tests and docs name them there) and travel inside the wheel as
+    # linkgan/configs and linkgan/assets, where linkgan.build.shipped_dir finds them.
+    package_dir=SHIPPED,
+    package_data={
+        "linkgan": ["static/*.js", "static/viewer/*"],
+        "linkgan.configs": ["*.yaml"],
+        "linkgan.assets": ["*.safetensors", "*.json"],
+    },
+    # Ranges for installing into an environment of your own (torch pinned: easypytorch3d's
+    # compiled ops only load with torch 2.12.0); `make install` installs the exact, hashed
+    # set of requirements/lock.txt (`make lock` regenerates it from these).
     install_requires=[
         "torch==2.12.0",
         "easypytorch3d==0.7.9.post1",

@@ -22,6 +22,21 @@ PLANE_AXES = ("xy-xz-zy", "xy-xz-zx")
 ``xy-xz-zx`` is what NVlabs' released code computes for its third plane (its projection
 matrices are inverted before use), so imported EG3D checkpoints need it."""
 
+LIMITS = {
+    "plane_resolution": 2048,
+    "plane_channels": 1024,
+    "decoder_hidden": 4096,
+    "feature_channels": 1024,
+    "render_resolution": 1024,
+    "render_resolution_final": 1024,
+    "sr_channels": 4096,
+    "num_coarse": 1024,
+    "num_fine": 1024,
+    "density_reg_points": 1 << 20,
+}
+"""Upper bounds of the sizes that allocate memory (NVlabs' EG3D: 256² planes of 32 channels,
+rendering at 128², 48 + 48 samples): a value past one is a one-line error naming the key."""
+
 
 @dataclass
 class EG3DOptions:
@@ -198,6 +213,9 @@ def parse_options(extra: dict[str, Any], resolution: int) -> EG3DOptions:
     for key in positive:
         if getattr(opts, key) <= 0:
             raise ConfigError(f"{w}.{key}: must be positive, got {getattr(opts, key)}")
+    for key, limit in LIMITS.items():
+        if getattr(opts, key) > limit:
+            raise ConfigError(f"{w}.{key}: {getattr(opts, key)} is more than the limit {limit}")
     if opts.feature_channels < 3:
         raise ConfigError(
             f"{w}.feature_channels: needs at least 3 (RGB), got {opts.feature_channels}"

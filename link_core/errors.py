@@ -25,3 +25,9 @@ class CheckpointError(UserError):
 
 class TrainingDiverged(UserError):
     """A loss term became NaN or Inf; training stopped without writing a checkpoint."""
+
+
+class OutputError(UserError):
+    """An output cannot be written where asked: a path that is a file where a folder is
+    needed (or the reverse), a folder that cannot be made, a full disk. Nothing already
+    there was changed."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from link_core.data.outputs import check_out_folder
 from link_core.errors import CheckpointError, ConfigError, UserError
 from link_core.link import Link
 from link_core.train.config import (
@@ -30,7 +31,18 @@ from link_core.train.loop import Trainer, TrainResult
 from link_core.weights import checkpoint as ckpt
 
 BACKBONES = ("stylegan2", "eg3d")
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def shipped_dir(name: str) -> Path:
+    """A folder shipped with linkgan (``configs``, ``assets``): inside the package when
+    installed from a wheel (setup.py maps the repository's top-level folder there), else at
+    the top of the checkout (an editable install, or running from the repository)."""
+    here = Path(__file__).resolve().parent
+    inside = here / name
+    return inside if inside.is_dir() else here.parent / name
+
+
+ASSETS = shipped_dir("assets")
 """Published base models (``base:NAME`` = ``assets/NAME.safetensors`` + ``NAME.json``)."""
 
 
@@ -62,6 +74,22 @@ def build_networks(cfg: Config) -> tuple[torch.nn.Module, torch.nn.Module]:
     raise ConfigError(f"model.backbone: unknown backbone {name!r} (known: {', '.join(BACKBONES)})")
 
 
+def check_model(cfg: Config) -> None:
+    """The backbone's own checks of the model section (EG3D: ``model.extra``), without
+    building anything: a ConfigError naming the key."""
+    if cfg.model.backbone == "eg3d":
+        from eg3d_link.options import parse_options
+
+        if cfg.model.c_dim != 25:
+            raise ConfigError(f"model.c_dim: EG3D needs 25 (camera labels), got {cfg.model.c_dim}")
+        parse_options(cfg.model.extra, cfg.model.resolution)
+    elif cfg.model.backbone not in BACKBONES:
+        raise ConfigError(
+            f"model.backbone: unknown backbone {cfg.model.backbone!r} (known: "
+            f"{', '.join(BACKBONES)})"
+        )
+
+
 def backbone_regularizers(cfg: Config) -> list:
     """Extra lazy G regularizers a backbone brings (EG3D: density smoothness)."""
     if cfg.model.backbone == "eg3d":
@@ -72,9 +100,11 @@ def backbone_regularizers(cfg: Config) -> list:
 
 
 def open_data(cfg: Config):
+    """The config's data set; a folder or zip has every file's header and end checked (no
+    decoding), so a broken file stops a run before it writes anything."""
     from link_core.synth import open_dataset
 
-    return open_dataset(
+    dataset = open_dataset(
         cfg.data.path,
         resolution=cfg.data.resolution,
         xflip=cfg.data.xflip,
@@ -83,6 +113,9 @@ def open_data(cfg: Config):
         synthetic=cfg.data.synthetic,
         cameras=cfg.data.cameras,
     )
+    if cfg.data.path and hasattr(dataset, "check_files"):
+        dataset.check_files()
+    return dataset
 
 
 def _model_dict(cfg: Config | dict) -> dict:
@@ -122,13 +155,15 @@ def build_trainer(
 ) -> Trainer:
     """The :class:`~link_core.train.loop.Trainer` that :func:`train` runs, ready at its first step
     (the base loaded for ``train.init``, or the latest checkpoint for ``resume``)."""
-    out = Path(out)
+    out = check_out_folder(out)
     existing = ckpt.list_checkpoints(out)
     latest, init = None, None
     if resume and existing:
         latest = existing[-1]
         _, meta = ckpt.read_file(latest, prefixes=())
         stored = meta["config"]
+        if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
+            raise CheckpointError(f"{latest}: its stored config is no mapping with a model")
         if config is not None:
             cfg = load_config(config, overrides)
         else:
@@ -145,6 +180,7 @@ def build_trainer(
         cfg, init = resolve_config(config, overrides)
     if cfg.train.kimg <= 0 and cfg.train.minutes <= 0:
         raise ConfigError("set a budget: train.kimg or train.minutes must be > 0")
+    check_model(cfg)  # before the data set is opened (the built-in 3-D sets render first)
     links = model_links(cfg)
     dataset = open_data(cfg)
     if getattr(dataset, "label_dim", 0) != cfg.model.c_dim:
@@ -203,7 +239,10 @@ def resolve_config(
         if not Path(init_spec).exists() and init_spec.endswith(".safetensors"):
             hint = f" (convert an NVIDIA snapshot: linkgan import --pkl SNAPSHOT --out {init_spec})"
         raise CheckpointError(f"train.init: {e}{hint}") from None
-    _, meta = ckpt.read_file(path, prefixes=())
+    try:
+        _, meta = ckpt.read_file(path, prefixes=())
+    except CheckpointError as e:
+        raise CheckpointError(f"train.init: {e}") from None
     stored = meta.get("config")
     if not isinstance(stored, dict) or not isinstance(stored.get("model"), dict):
         raise CheckpointError(f"train.init: {path} holds no model config")

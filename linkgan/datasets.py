@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from link_core.data.outputs import check_out_file
 from link_core.errors import UserError
 
 
@@ -48,7 +49,7 @@ def train_segmenter(
     from link_core.edit.segmenter import train_segmenter as fit
     from link_core.synth import open_dataset
 
-    out = Path(out)
+    out = check_out_file(out)
     if out.exists() and not force:
         raise UserError(f"--out: {out} already exists (use --force to replace it)")
     if steps < 1:
@@ -64,6 +65,7 @@ def train_segmenter(
         if not resolution:
             resolution = ImageFolderDataset(data).resolution
         dataset = ImageFolderDataset(data, resolution=resolution)
+        dataset.check_files()
     bar = tqdm(total=steps, desc="segmenter", unit="step", disable=not progress)
 
     def on_step(step: int, loss: float) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from link_core.data.outputs import check_out_folder
 from link_core.errors import UserError
 from link_core.link import Box3DRegion
 from link_core.weights import checkpoint as ckpt
@@ -55,7 +56,7 @@ def export_meshes(
         raise UserError(
             f"{model.spec}: a {model.config.model.backbone} model has no 3-D field to export"
         )
-    out = Path(out)
+    out = check_out_folder(out)
     ws, c, name = model.latent(seed, w_file)
     if level == "auto":
         from export import auto_level

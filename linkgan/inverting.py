@@ -24,10 +24,17 @@ def read_target_image(path: str | Path, resolution: int) -> torch.Tensor:
     import cv2
     import numpy as np
 
+    from link_core.data.formats import MAX_FILE_BYTES, decode_image
+
     path = Path(path)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
-    if img is None:
-        raise UserError(f"--image: {path} is not a readable image")
+    if not path.is_file():
+        raise UserError(f"--image: {path} is not a readable image (no such file)")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise UserError(f"--image: {path} is larger than {MAX_FILE_BYTES} bytes")
+    try:
+        img = decode_image(path.read_bytes(), inflate=True)[:, :, ::-1]  # checked, then BGR
+    except ValueError as e:
+        raise UserError(f"--image: {path} is not a readable image ({e})") from None
     h, w = img.shape[:2]
     side = min(h, w)
     img = img[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
@@ -39,10 +46,12 @@ def read_target_image(path: str | Path, resolution: int) -> torch.Tensor:
 def read_camera(path: str | Path, c_dim: int) -> torch.Tensor:
     """``[1, c_dim]`` from a JSON list of floats (EG3D: 16 cam2world + 9 intrinsics)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise UserError(f"--camera: {path} is not a regular file (a folder, FIFO or device)")
     try:
         values = json.loads(path.read_text(encoding="utf-8"))
         c = torch.tensor(values, dtype=torch.float32).reshape(1, -1)
-    except (OSError, ValueError, TypeError, RuntimeError) as e:
+    except (OSError, ValueError, TypeError, RuntimeError, RecursionError) as e:
         raise UserError(f"--camera: {path} is not a JSON list of numbers ({e})") from None
     if c.shape[1] != c_dim or not torch.isfinite(c).all():
         raise UserError(f"--camera: {path} has {c.shape[1]} values, this model needs {c_dim}")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from link_core.data.outputs import check_out_file
 from link_core.errors import UserError
 from link_core.interface import seeds_to_z
 from link_core.metrics import link_mse
@@ -53,6 +54,8 @@ def measure(
     if unknown or not metrics:
         what = unknown[0] if unknown else "(none)"
         raise UserError(f"--metrics: unknown metric {what!r} (known: {', '.join(METRICS)})")
+    if out is not None:
+        check_out_file(out)
     G, cfg = model.G, model.config
     per_link = [m for m in metrics if m in ("link_mse", "diversity")]
     if per_link and not model.links:  # before any metric runs

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from link_core.data.images import save_image_grid
+from link_core.data.outputs import check_out_folder, staged_folder
 from link_core.errors import UserError
 from link_core.interface import seeds_to_z, view_cameras
 from link_core.link import Link
@@ -128,16 +129,16 @@ class Model:
         """One PNG per seed (``seedNNNN.png``) plus ``grid.png`` of all of them."""
         self.restore_noise()
         G = self.G
-        out = Path(out)
+        out = check_out_folder(out)
         c = view_cameras(G, len(seeds))
         ws = G.mapping(seeds_to_z(seeds, G.z_dim), c, truncation_psi=truncation)
         images = G.synthesis(ws, c, noise_mode="const")["image"]
-        paths = [
-            save_image_grid(img[None], out / f"seed{s:04d}.png", cols=1)
-            for s, img in zip(seeds, images, strict=True)
-        ]
-        paths.append(save_image_grid(images, out / "grid.png", cols=min(8, len(seeds))))
-        return paths
+        names = [f"seed{s:04d}.png" for s in seeds]
+        with staged_folder(out) as tmp:  # all files or none (a full disk changes nothing)
+            for name, img in zip(names, images, strict=True):
+                save_image_grid(img[None], tmp / name, cols=1)
+            save_image_grid(images, tmp / "grid.png", cols=min(8, len(seeds)))
+        return [out / name for name in [*names, "grid.png"]]
 
     @torch.no_grad()
     def edit(
@@ -156,6 +157,7 @@ class Model:
 
         if samples < 1:
             raise UserError("--samples: must be >= 1")
+        check_out_folder(out)
         target = self.link(link)
         ws, c, name = self.latent(seed, w_file)
         path = Path(out) / f"edit_{name}_{target.name}.png"

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from eg3d_link import nvidia_names as eg3d_names
+from link_core.data.outputs import check_out_file
 from link_core.errors import CheckpointError, UserError
 from link_core.train.config import config_from_dict, config_to_dict
 from link_core.weights import checkpoint as ckpt
@@ -346,7 +347,7 @@ def import_nvidia(pkl: str | Path, out: str | Path, force: bool = False) -> dict
     """Convert ``pkl`` and write ``out`` (a base-model safetensors file); returns the card."""
     from linkgan.build import build_networks
 
-    pkl, out = Path(pkl), Path(out)
+    pkl, out = Path(pkl), check_out_file(out)
     if out.exists() and not force:
         raise UserError(f"--out: {out} already exists (use --force to replace it)")
     if out.suffix != ".safetensors":

@@ -82,12 +82,16 @@ def load_path_file(file: str | Path, spec: CameraSpec | None = None) -> torch.Te
     angle entries orbit ``spec`` (default: EG3D's FFHQ camera)."""
     file = Path(file)
     spec = spec or CameraSpec()
+    if file.exists() and not file.is_file():
+        raise UserError(f"--path: {file} is not a regular file (a folder, FIFO or device)")
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"--path: {file} does not exist") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserError(f"--path: {file} is not a readable JSON file ({e})") from None
+    except RecursionError:
+        raise UserError(f"--path: {file}: JSON nested too deeply") from None
     if isinstance(data, dict):
         data = data.get("poses")
     if not isinstance(data, list) or not data:

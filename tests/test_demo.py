@@ -104,7 +104,13 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
     assert "Quality, overall and per part" in html and "hair: hat" in html
     # The post-hoc editors beside the link (the tiny run starts from scratch: on itself).
     compared = json.loads((demo_out / "compare" / "compare.json").read_text())
-    assert {r["method"] for r in compared["rows"]} == {"linkgan", "resefa", "stylespace", "sefa", "ganspace"}
+    assert {r["method"] for r in compared["rows"]} == {
+        "linkgan",
+        "resefa",
+        "stylespace",
+        "sefa",
+        "ganspace",
+    }
     assert {r["map"] for r in compared["rows"]} == {"image", "depth", "mesh"}
     assert "LinkGAN against post-hoc local editors" in html
     assert "compare/compare_top.png" in html and "compare/compare_top.mp4" in html

@@ -4,90 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 import zipfile
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
-import cv2
 import numpy as np
 
 from link_core.data.dataset import IMAGE_EXTENSIONS, LinkDataset, _is_pow2
+from link_core.data.formats import (
+    MAX_FILE_BYTES,
+    MAX_IMAGE_SIDE,
+    PNG_END,
+    decode_image,
+    decode_mask,
+    sniff_size,
+    zip_entries,
+)
 from link_core.errors import DataError
 
 _MAX_NAMED_ERRORS = 10
-
-# Image folders and zips
-
-
-def _decode_image(data: bytes) -> np.ndarray:
-    """Encoded PNG/JPG bytes -> uint8 ``[H, W, 3]`` RGB (gray -> RGB, alpha dropped).
-
-    Raises ValueError with a short reason when the bytes cannot be decoded.
-    """
-    arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise ValueError("cannot decode")
-    if arr.dtype == np.uint16:
-        arr = np.rint(arr / 257.0).astype(np.uint8)
-    elif arr.dtype != np.uint8:
-        raise ValueError(f"unsupported pixel type {arr.dtype}")
-    if arr.ndim == 2:
-        return np.repeat(arr[:, :, None], 3, axis=2)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        return np.repeat(arr, 3, axis=2)
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        return np.ascontiguousarray(arr[:, :, 2::-1])  # BGR(A) -> RGB, alpha dropped
-    raise ValueError(f"unsupported image shape {arr.shape}")
-
-
-def _decode_mask(data: bytes) -> np.ndarray:
-    """Encoded single-channel PNG label map -> uint8 ``[H, W]``."""
-    arr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    if arr is None:
-        raise ValueError("cannot decode")
-    if arr.dtype != np.uint8:
-        raise ValueError(f"label map must be 8-bit, got {arr.dtype}")
-    if arr.ndim == 3:
-        # Tolerate a gray image saved as RGB; a real colour image is not a label map.
-        if arr.shape[2] not in (3, 4) or not (
-            np.array_equal(arr[:, :, 0], arr[:, :, 1])
-            and np.array_equal(arr[:, :, 0], arr[:, :, 2])
-        ):
-            raise ValueError("label map must be single-channel")
-        arr = arr[:, :, 0]
-    return np.ascontiguousarray(arr)
-
-
-def _sniff_size(f: BinaryIO) -> tuple[int, int] | None:
-    """``(width, height)`` from a PNG or JPEG header without decoding, or None if unknown.
-
-    Why: lets the data set report mixed sizes at open time while reading a few bytes per file.
-    """
-    head = f.read(24)
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-        w, h = struct.unpack(">II", head[16:24])
-        return int(w), int(h)
-    if head[:2] != b"\xff\xd8":
-        return None
-    buf = head[2:] + f.read(1 << 16)  # SOF is usually within the first 64 KiB
-    pos = 0
-    while pos + 9 <= len(buf):
-        if buf[pos] != 0xFF:
-            return None
-        marker = buf[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # standalone markers
-            pos += 2
-            continue
-        (length,) = struct.unpack(">H", buf[pos + 2 : pos + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", buf[pos + 5 : pos + 9])
-            return int(w), int(h)
-        pos += 2 + length
-    return None
 
 
 def _mask_name(relpath: str) -> str:
@@ -124,6 +61,7 @@ class ImageFolderDataset(LinkDataset):
             raise DataError("data set path is empty")
         if not os.path.exists(self.path):
             raise DataError(f"data set not found: '{self.path}'")
+        self._entries: dict[str, zipfile.ZipInfo] = {}
         if os.path.isdir(self.path):
             self._kind = "dir"
             all_files = self._list_dir()
@@ -131,9 +69,11 @@ class ImageFolderDataset(LinkDataset):
             self._kind = "zip"
             try:
                 with zipfile.ZipFile(self.path) as z:
-                    all_files = sorted(n for n in z.namelist() if not n.endswith("/"))
+                    infos = z.infolist()
             except (zipfile.BadZipFile, OSError) as e:
                 raise DataError(f"cannot read zip '{self.path}': {e}") from None
+            self._entries = zip_entries(self.path, infos)
+            all_files = sorted(self._entries)
         else:
             raise DataError(f"data set must be a directory or a .zip file: '{self.path}'")
 
@@ -157,6 +97,10 @@ class ImageFolderDataset(LinkDataset):
 
         # dataset.json is read only when something from it is used.
         need_meta = (use_labels or has_masks) and "dataset.json" in file_set
+        if self._kind == "dir":  # what will be read: regular files of a sane size only
+            used = self.image_names + [_mask_name(n) for n in self.image_names if has_masks]
+            for name in used + (["dataset.json"] if need_meta else []):
+                self._check_dir_file(name)
         meta = self._read_json() if need_meta else {}
         if not isinstance(meta, dict):
             raise DataError(
@@ -173,7 +117,7 @@ class ImageFolderDataset(LinkDataset):
             raise DataError(f"'parts' in dataset.json of '{self.path}' must be a list of names")
         part_names = tuple(parts) if (has_masks and parts) else ()
 
-        size = self._check_sizes(resolution)
+        size = self._check_sizes(resolution, has_masks)
         super().__init__(len(self.image_names), size, label_dim, part_names, has_masks, xflip)
 
     # -- listing and metadata ---------------------------------------------------------
@@ -187,11 +131,30 @@ class ImageFolderDataset(LinkDataset):
                 out.append(rel.replace(os.sep, "/"))
         return sorted(out)
 
+    def _check_dir_file(self, name: str) -> None:
+        """A folder's file that will be read: a regular file (never a FIFO, whose read
+        blocks forever, or a device) of at most :data:`MAX_FILE_BYTES`."""
+        try:
+            st = os.stat(os.path.join(self.path, name))
+        except OSError as e:
+            raise DataError(f"cannot read '{name}' in '{self.path}': {e.strerror}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise DataError(
+                f"'{name}' in '{self.path}' is not a regular file (a FIFO, socket or device): "
+                "refusing to read it"
+            )
+        if st.st_size > MAX_FILE_BYTES:
+            raise DataError(
+                f"'{name}' in '{self.path}' is {st.st_size} bytes (limit {MAX_FILE_BYTES})"
+            )
+
     def _read_json(self) -> Any:
         try:
             return json.loads(self._read_bytes("dataset.json").decode("utf-8"))
         except (ValueError, UnicodeDecodeError) as e:
             raise DataError(f"malformed dataset.json in '{self.path}': {e}") from None
+        except RecursionError:
+            raise DataError(f"malformed dataset.json in '{self.path}': nested too deeply") from None
 
     def _parse_labels(self, meta: dict[str, Any]) -> np.ndarray | None:
         """``dataset.json`` labels -> float32 ``[N, label_dim]`` in image order, or None."""
@@ -207,7 +170,10 @@ class ImageFolderDataset(LinkDataset):
                 raise DataError(
                     f"malformed {where}: each label must be [name, label], got {entry!r:.60}"
                 )
-            table[entry[0].replace("\\", "/")] = entry[1]
+            name = entry[0].replace("\\", "/")
+            if name in table:
+                raise DataError(f"{where} labels image '{name}' twice")
+            table[name] = entry[1]
         present = set(self.image_names)
         absent = [name for name in table if name not in present]
         if absent:
@@ -247,15 +213,86 @@ class ImageFolderDataset(LinkDataset):
             raise DataError(f"label of image '{bad}' in {where} is not finite")
         return arr
 
-    def _check_sizes(self, resolution: int | None) -> int:
-        """Check all sizes readable from headers; return the data set's resolution."""
+    def _sniff(self, name: str, strict: bool = False) -> tuple[int, int] | None:
+        """A file's size from its header (:func:`sniff_size`), None where unknown. A header
+        that claims more than :data:`MAX_IMAGE_SIDE` is always a DataError naming the file;
+        ``strict``: so is a broken header or a PNG that does not end in IEND (truncated);
+        otherwise such files are found when read (or by :meth:`validate`)."""
+        try:
+            try:
+                size = self._with_file(name, sniff_size)
+            except ValueError:
+                if strict:
+                    raise
+                return None
+            if size is not None and max(size) > MAX_IMAGE_SIDE:
+                raise ValueError(
+                    f"its header claims {size[0]}x{size[1]} pixels (more than {MAX_IMAGE_SIDE} "
+                    "a side)"
+                )
+            if strict and size is not None and name.lower().endswith(".png"):
+                tail = self._tail(name)
+                if tail is not None and tail != PNG_END:
+                    raise ValueError("truncated (no IEND chunk at its end)")
+        except ValueError as e:
+            raise DataError(f"corrupt image '{name}' in '{self.path}': {e}") from None
+        return size
+
+    def check_files(self) -> None:
+        """Every image's and mask's header and end (a PNG's IEND) without decoding, as a
+        training run does before it writes anything: one DataError naming the bad files
+        (<= 10). Cheap (a few bytes per file); :meth:`validate` decodes everything."""
+        bad: list[str] = []
+        names = self.image_names + [_mask_name(n) for n in self.image_names if self.has_masks]
+        for name in names:
+            try:
+                self._sniff(name, strict=True)
+            except DataError as e:
+                bad.append(f"'{name}' ({_reason(str(e))})")
+        if bad:
+            shown = ", ".join(bad[:_MAX_NAMED_ERRORS])
+            more = (
+                f" and {len(bad) - _MAX_NAMED_ERRORS} more" if len(bad) > _MAX_NAMED_ERRORS else ""
+            )
+            raise DataError(f"{len(bad)} bad file(s) in '{self.path}': {shown}{more}")
+
+    def _tail(self, name: str) -> bytes | None:
+        """The last 12 bytes of a file, where they are cheap to reach (a folder's file, a
+        stored zip entry); None otherwise."""
+        if self._kind == "dir":
+            with open(os.path.join(self.path, name), "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - 12))
+                return f.read(12)
+        info = self._entries[name]
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 1:
+            return None
+        with open(self.path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)
+            if local[:4] != b"PK\x03\x04":
+                return None  # reading it names the problem
+            start = info.header_offset + 30 + sum(struct.unpack("<HH", local[26:30]))
+            f.seek(start + max(0, info.compress_size - 12))
+            return f.read(min(12, info.compress_size))
+
+    def _check_sizes(self, resolution: int | None, has_masks: bool = False) -> int:
+        """Check all sizes readable from headers (images, and part masks against their
+        images); return the data set's resolution."""
         sizes: list[tuple[str, tuple[int, int]]] = []
         for name in self.image_names:
-            size = self._with_file(name, _sniff_size)
+            size = self._sniff(name)
             if size is None and not sizes:
                 size = self._decode(name).shape[1::-1]  # first image: decode to know its size
             if size is not None:
                 sizes.append((name, size))
+            if has_masks:
+                mname = _mask_name(name)
+                msize = self._sniff(mname)
+                if size is not None and msize is not None and msize != size:
+                    raise DataError(
+                        f"part mask '{mname}' in '{self.path}' is {msize[0]}x{msize[1]}, but "
+                        f"its image '{name}' is {size[0]}x{size[1]}"
+                    )
         first_name, (w, h) = sizes[0]
         for name, size in sizes[1:]:
             if size != (w, h):
@@ -295,18 +332,21 @@ class ImageFolderDataset(LinkDataset):
             raise DataError(f"cannot read '{name}' in '{self.path}': {e}") from None
 
     def _read_bytes(self, name: str) -> bytes:
-        return self._with_file(name, lambda f: f.read())
+        data = self._with_file(name, lambda f: f.read(MAX_FILE_BYTES + 1))
+        if len(data) > MAX_FILE_BYTES:
+            raise DataError(f"'{name}' in '{self.path}' is larger than {MAX_FILE_BYTES} bytes")
+        return data
 
-    def _decode(self, name: str) -> np.ndarray:
+    def _decode(self, name: str, size: tuple[int, int] | None = None) -> np.ndarray:
         try:
-            return _decode_image(self._read_bytes(name))
+            return decode_image(self._read_bytes(name), size)
         except ValueError as e:
             raise DataError(f"corrupt image '{name}' in '{self.path}': {e}") from None
 
     def _load_checked(self, raw_index: int) -> tuple[np.ndarray, np.ndarray | None]:
         name = self.image_names[raw_index]
-        image = self._decode(name)
         r = self.resolution
+        image = self._decode(name, (r, r))  # a header that lies is refused before decoding
         if image.shape[:2] != (r, r):
             raise DataError(
                 f"image '{name}' in '{self.path}' is {image.shape[1]}x{image.shape[0]}, "
@@ -316,7 +356,7 @@ class ImageFolderDataset(LinkDataset):
         if self.has_masks:
             mname = _mask_name(name)
             try:
-                mask = _decode_mask(self._read_bytes(mname))
+                mask = decode_mask(self._read_bytes(mname), (r, r))
             except ValueError as e:
                 raise DataError(f"corrupt part mask '{mname}' in '{self.path}': {e}") from None
             if mask.shape != (r, r):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+
+from link_core.data.outputs import atomic_write_bytes
+from link_core.errors import OutputError
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -31,14 +33,13 @@ def grid(tiles: np.ndarray, cols: int, pad: int = 0, fill: int = 255) -> np.ndar
 
 
 def write_png(image: np.ndarray, path: str | Path) -> Path:
-    """Write an RGB uint8 image atomically (temp name + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    if not cv2.imwrite(str(tmp), np.ascontiguousarray(image[..., ::-1])):
-        raise OSError(f"cannot write {path}")
-    os.replace(tmp, path)
-    return path
+    """Write an RGB uint8 image atomically (temp name + rename). Encoded in memory and
+    written by Python, so a failed write (a full disk) is an OutputError naming ``path``
+    (OpenCV's own writer reports success on a short write) and leaves no temp file."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(image[..., ::-1]))
+    if not ok:
+        raise OutputError(f"cannot encode {path} as PNG")
+    return atomic_write_bytes(path, buf.tobytes())
 
 
 def save_image_grid(images: torch.Tensor, path: str | Path, cols: int = 4) -> Path:

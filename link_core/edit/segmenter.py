@@ -16,16 +16,18 @@ config (:func:`build_mask_providers`):
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from link_core.errors import ConfigError, UserError
+from link_core.errors import ConfigError, OutputError, UserError
 
 Outputs = Mapping[str, torch.Tensor]
 MaskFn = Callable[[Outputs, "torch.Tensor | None"], torch.Tensor]
@@ -73,6 +75,13 @@ def train_segmenter(
     if not getattr(dataset, "has_masks", False):
         raise UserError("--data: the data set has no part masks (masks/ folder) to learn from")
     names = list(dataset.part_names)
+    where = getattr(dataset, "path", "the data set")
+    if len(names) < 2:
+        raise UserError(
+            f"--data: dataset.json of '{where}' names {len(names)} parts ('parts': [...]); a "
+            "segmenter needs the names of at least 2 (part 0 and another)"
+        )
+    _check_masks_hold_parts(dataset, names, where)
     gen = torch.Generator().manual_seed(seed)
     net = SegNet(len(names))
     opt = torch.optim.Adam(net.parameters(), lr=lr)
@@ -102,6 +111,19 @@ def train_segmenter(
     return net, {"pixel_accuracy": round(acc, 4), "loss": round(final, 4)}
 
 
+def _check_masks_hold_parts(dataset: Any, names: Sequence[str], where: str) -> None:
+    """Up to 256 masks spread over the data set must show some part other than part 0, or
+    there is nothing to learn (a UserError naming the data set)."""
+    n = len(dataset)
+    for i in np.unique(np.linspace(0, n - 1, num=min(n, 256)).astype(int)):
+        if int(dataset[int(i)]["mask"].max()) > 0:
+            return
+    raise UserError(
+        f"--data: the part masks of '{where}' hold only part 0 ('{names[0]}') in the "
+        f"{min(n, 256)} checked: nothing to learn"
+    )
+
+
 def _as_unit_range(image: torch.Tensor) -> torch.Tensor:
     """Data-set images (uint8 [0, 255] or float [-1, 1]) -> float [-1, 1]."""
     if image.dtype == torch.uint8:
@@ -115,10 +137,14 @@ def save_segmenter(net: nn.Module, path: str | Path, classes: Sequence[str], res
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = json.dumps({"classes": list(classes), "resolution": int(resolution)})
     tmp = path.with_name(f".{path.name}.tmp")
-    with warnings.catch_warnings():  # TorchScript is the format users' segmenters come in
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.jit.save(torch.jit.script(net.eval()), str(tmp), _extra_files={META_FILE: meta})
-    tmp.replace(path)
+    try:
+        with warnings.catch_warnings():  # TorchScript is the format users' segmenters come in
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.jit.save(torch.jit.script(net.eval()), str(tmp), _extra_files={META_FILE: meta})
+        tmp.replace(path)
+    except (OSError, RuntimeError) as e:  # torch reports a full disk as a RuntimeError
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path} ({str(e).splitlines()[0][:120]})") from None
     return path
 
 
@@ -137,8 +163,16 @@ def load_segmenter(path: str | Path, where: str = "segmenter") -> tuple[Any, lis
         raise ConfigError(
             f"{where}: {path} is not a TorchScript model ({type(e).__name__})"
         ) from None
-    meta = json.loads(extra[META_FILE] or "{}")
-    return model.eval(), list(meta.get("classes", [])), int(meta.get("resolution", 0))
+    try:
+        meta = json.loads(extra[META_FILE] or "{}")
+        classes, resolution = meta.get("classes", []), meta.get("resolution", 0)
+    except (ValueError, AttributeError, RecursionError):
+        raise ConfigError(f"{where}: {path}: its {META_FILE} is not a JSON mapping") from None
+    if not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise ConfigError(f"{where}: {path}: 'classes' in {META_FILE} is no list of names")
+    if not (isinstance(resolution, int) and 0 <= resolution <= 4096):
+        raise ConfigError(f"{where}: {path}: 'resolution' in {META_FILE} is not 0..4096")
+    return model.eval(), classes, resolution
 
 
 def segmenter_provider(
@@ -172,6 +206,30 @@ def color_provider(rgb: Sequence[float], tolerance: float = 0.15) -> MaskFn:
     return provider
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _num_classes(model: Any, res: int, where: str, path: Any) -> int:
+    """Run a segmenter once on a grey image: its class count, or a ConfigError when it
+    fails or returns anything but logits ``[1, K, H, W]`` (before training, not at step N)."""
+    side = res or 64
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, side, side))
+    except Exception as e:  # whatever a foreign TorchScript raises
+        raise ConfigError(
+            f"{where}: {path} fails on a [1, 3, {side}, {side}] image ({type(e).__name__})"
+        ) from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 4 or out.shape[0] != 1:
+        shape = list(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(
+            f"{where}: {path} returns {shape} for a [1, 3, {side}, {side}] image, expected "
+            "logits [1, K, H, W]"
+        )
+    return int(out.shape[1])
+
+
 def build_mask_providers(specs: Mapping[str, Any]) -> dict[str, MaskFn]:
     """``link.masks`` -> named providers; every problem is a ConfigError naming the key."""
     providers: dict[str, MaskFn] = {}
@@ -180,16 +238,23 @@ def build_mask_providers(specs: Mapping[str, Any]) -> dict[str, MaskFn]:
         if not isinstance(spec, Mapping):
             raise ConfigError(f"{where}: expected a mapping with 'segmenter' or 'color'")
         if "segmenter" in spec:
-            model, names, res = load_segmenter(spec["segmenter"], f"{where}.segmenter")
+            path = spec["segmenter"]
+            model, names, res = load_segmenter(path, f"{where}.segmenter")
             names = list(spec.get("names") or names)
             wanted = spec.get("classes")
-            if not wanted:
+            if not wanted or not isinstance(wanted, list):
                 raise ConfigError(f"{where}.classes: name the classes that form the mask")
+            num = _num_classes(model, res, f"{where}.segmenter", path)
             ids = []
             for cls in wanted:
-                if isinstance(cls, int):
+                if isinstance(cls, int) and not isinstance(cls, bool):
+                    if not 0 <= cls < num:
+                        raise ConfigError(
+                            f"{where}.classes: class {cls} is outside the segmenter's {num} "
+                            f"classes (0..{num - 1})"
+                        )
                     ids.append(cls)
-                elif cls in names:
+                elif isinstance(cls, str) and cls in names and names.index(cls) < num:
                     ids.append(names.index(cls))
                 else:
                     known = ", ".join(names) or "none stored: give numbers"
@@ -197,12 +262,17 @@ def build_mask_providers(specs: Mapping[str, Any]) -> dict[str, MaskFn]:
             providers[name] = segmenter_provider(model, ids, res)
         elif "color" in spec:
             rgb = spec["color"]
-            if not (isinstance(rgb, Sequence) and len(rgb) == 3):
-                raise ConfigError(f"{where}.color: expected [r, g, b] in [0, 1]")
-            tol = float(spec.get("tolerance", 0.15))
-            if tol <= 0:
-                raise ConfigError(f"{where}.tolerance: must be > 0, got {tol}")
-            providers[name] = color_provider(rgb, tol)
+            if not (isinstance(rgb, list | tuple) and len(rgb) == 3):
+                raise ConfigError(f"{where}.color: expected [r, g, b] in [0, 1], got {rgb!r:.60}")
+            bad = [v for v in rgb if not (_number(v) and 0 <= v <= 1)]
+            if bad:
+                raise ConfigError(
+                    f"{where}.color: expected [r, g, b] numbers in [0, 1], got {bad[0]!r:.40}"
+                )
+            tol = spec.get("tolerance", 0.15)
+            if not _number(tol) or tol <= 0:
+                raise ConfigError(f"{where}.tolerance: expected a number > 0, got {tol!r:.40}")
+            providers[name] = color_provider(rgb, float(tol))
         else:
             raise ConfigError(f"{where}: expected 'segmenter' or 'color'")
     return providers

@@ -7,6 +7,7 @@ config specs by :func:`build_region`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -167,6 +168,8 @@ def _parse_box(box: Any, where: str) -> tuple[float, float, float, float]:
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box):
         raise ConfigError(f"{where}: box values must be numbers, got {box!r}")
     x0, y0, x1, y1 = (float(v) for v in box)
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise ConfigError(f"{where}: box values must be finite, got {list(box)}")
     if min(x0, y0, x1, y1) < 0.0 or max(x0, y0, x1, y1) > 1.0:
         raise ConfigError(f"{where}: box {list(box)} lies outside [0, 1]")
     if x1 <= x0 or y1 <= y0:
@@ -180,6 +183,8 @@ def _parse_box3d(box: Any, where: str) -> tuple[float, float, float, float, floa
     if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in box):
         raise ConfigError(f"{where}: box values must be numbers, got {box!r}")
     v = tuple(float(x) for x in box)
+    if not all(math.isfinite(x) for x in v):
+        raise ConfigError(f"{where}: box values must be finite, got {list(box)}")
     if any(v[i + 3] <= v[i] for i in range(3)):
         raise ConfigError(f"{where}: box {list(box)} is empty (needs x0 < x1, y0 < y1, z0 < z1)")
     return v  # type: ignore[return-value]

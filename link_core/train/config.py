@@ -28,6 +28,7 @@ from link_core.train.config_io import (  # noqa: F401  (re-exported)
     migrate_config_dict,
     read_preset,
 )
+from link_core.train.config_limits import check_limits
 
 LOSS_FORMS = ("absolute", "relative", "share", "share_fixed")  # = link_core.link (torch-free copy)
 """How the link loss measures eqs. 3 and 4 (``link.form``; ``link_core.link.link_loss``)."""
@@ -351,6 +352,7 @@ def _power_of_two(n: int) -> bool:
 
 def validate_config(cfg: Config) -> None:
     """Value checks that do not need a data set or a network (links are checked by link.py)."""
+    check_limits(cfg)
     if not _power_of_two(cfg.model.resolution) or not 16 <= cfg.model.resolution <= 1024:
         raise ConfigError(
             f"model.resolution: {cfg.model.resolution} is not a power of two in 16..1024"

@@ -122,13 +122,82 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+MAX_YAML_BYTES = 1 << 20
+"""A preset (or one ``--set`` value) may hold at most this much text (presets are ~2 KB)."""
+MAX_YAML_VALUES = 100_000
+"""A preset may stand for at most this many values once its aliases are expanded (a
+"billion laughs" of nested aliases is refused before anything walks it)."""
+
+
+def _expanded_size(data: Any, where: str) -> int:
+    """How many values ``data`` (from ``yaml.safe_load``) holds with every alias expanded,
+    counted without expanding (shared nodes are counted once per use, from a memo); a
+    ConfigError for an alias that contains itself or a total over :data:`MAX_YAML_VALUES`."""
+    memo: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: Any) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        if key in active:
+            raise ConfigError(f"{where}: a YAML alias contains itself")
+        active.add(key)
+        children = list(node.keys()) + list(node.values()) if isinstance(node, dict) else node
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_YAML_VALUES:
+                raise ConfigError(
+                    f"{where}: expands to more than {MAX_YAML_VALUES} values (YAML aliases "
+                    "nested into a bomb?)"
+                )
+        active.discard(key)
+        memo[key] = total
+        return total
+
+    return size(data)
+
+
+def safe_yaml(text: str, where: str) -> Any:
+    """``yaml.safe_load`` for text a user hands in: no tags that build objects (safe
+    loading), at most :data:`MAX_YAML_BYTES`, nesting a parser can take, and aliases that
+    expand to at most :data:`MAX_YAML_VALUES` values; every problem a ConfigError naming
+    ``where``."""
+    if len(text) > MAX_YAML_BYTES:
+        raise ConfigError(
+            f"{where}: {len(text) / (1 << 20):.1f} MiB of YAML (limit {MAX_YAML_BYTES >> 20} MiB)"
+        )
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except RecursionError:
+        raise ConfigError(f"{where}: YAML nested too deeply") from None
+    try:
+        _expanded_size(data, where)
+    except RecursionError:
+        raise ConfigError(f"{where}: YAML nested too deeply") from None
+    return data
+
+
 def _read_yaml(p: Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
+    if p.stat().st_size > MAX_YAML_BYTES:
+        raise ConfigError(
+            f"{p}: {p.stat().st_size / (1 << 20):.1f} MiB of YAML (limit "
+            f"{MAX_YAML_BYTES >> 20} MiB)"
+        )
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot read ({e.strerror})") from None
+    data = safe_yaml(text, str(p)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: expected a mapping at the top level")
     return data
@@ -161,9 +230,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | tuple[str, ...]
             raise ConfigError(f"--set {item!r}: expected key=value")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML") from None
+            value = safe_yaml(raw, f"--set {key}") if raw.strip() else ""
+        except ConfigError as e:
+            if "not valid YAML" not in str(e):
+                raise
+            raise ConfigError(f"--set {key}: value {raw!r:.200} is not valid YAML") from None
         parts = key.strip().split(".")
         node = data
         for part in parts[:-1]:

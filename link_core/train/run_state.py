@@ -4,6 +4,7 @@ these methods read and write the trainer's networks, optimizers and counters."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -108,23 +109,28 @@ class RunState:
 
     def load_checkpoint(self, path: str | Path) -> None:
         tensors, meta = ckpt.read_file(path)
+        counters = _counters(meta.get("counters"), path)  # checked before anything changes
         for name, module in (("G", self.G), ("D", self.D), ("G_ema", self.G_ema)):
             ckpt.load_module(module, ckpt.split_prefix(tensors, name), f"{path} ({name})")
         for name, opt in self._optimizers().items():
             # Moments come from the checkpoint; lr and betas from this run's config, so a
             # resume with `--set train.lr_g=...` takes effect.
             hyper = [{k: g[k] for k in ("lr", "betas")} for g in opt.param_groups]
-            ckpt.load_optimizer(opt, name, tensors, meta)
+            try:
+                ckpt.load_optimizer(opt, name, tensors, meta)
+            except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+                raise CheckpointError(
+                    f"{path}: optimizer state of {name} is malformed ({type(e).__name__}: {e})"
+                ) from None
             for group, h in zip(opt.param_groups, hyper, strict=True):
                 group.update(h)
-        counters = meta["counters"]
         self.step = int(counters["step"])
         self.images_seen = int(counters["images_seen"])
-        self.kimg_offset = float(counters.get("kimg_offset", 0.0))
-        self.elapsed = float(counters["elapsed"])
-        self.next_sample_kimg = float(counters.get("next_sample_kimg", 0.0))
-        self.next_metric_kimg = float(counters.get("next_metric_kimg", 0.0))
-        self.next_ckpt_kimg = float(counters.get("next_ckpt_kimg", 0.0))
+        self.kimg_offset = counters.get("kimg_offset", 0.0)
+        self.elapsed = counters["elapsed"]
+        self.next_sample_kimg = counters.get("next_sample_kimg", 0.0)
+        self.next_metric_kimg = counters.get("next_metric_kimg", 0.0)
+        self.next_ckpt_kimg = counters.get("next_ckpt_kimg", 0.0)
         self.pl_mean = tensors.get("extra.pl_mean", self.pl_mean).to(self.device)
 
     def load_weights(self, path: str | Path, kimg_offset: float = 0.0) -> None:
@@ -146,3 +152,28 @@ class RunState:
         ckpt.load_module(self.D, d, f"{path} (D)")
         self.link.start_from_base([self.G, self.G_ema])
         self.kimg_offset = kimg_offset
+
+
+_REQUIRED = ("step", "images_seen", "elapsed")
+_OPTIONAL = ("kimg_offset", "next_sample_kimg", "next_metric_kimg", "next_ckpt_kimg")
+
+
+def _counters(counters: Any, path: str | Path) -> dict[str, float]:
+    """The counters a resume reads from a checkpoint's ``counters``, as finite numbers >= 0
+    (``step``, ``images_seen`` and ``elapsed`` required); a CheckpointError naming the file
+    and the counter otherwise."""
+    if not isinstance(counters, dict):
+        raise CheckpointError(f"{path}: 'counters' must be a mapping, got {counters!r:.60}")
+    for key in _REQUIRED:
+        if key not in counters:
+            raise CheckpointError(f"{path}: 'counters' has no '{key}'")
+    out = {}
+    for key in (*_REQUIRED, *(k for k in _OPTIONAL if k in counters)):
+        value = counters[key]
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or value < 0:
+            raise CheckpointError(
+                f"{path}: counters.{key} must be a finite number >= 0, got {value!r:.60}"
+            )
+        out[key] = float(value)
+    return out

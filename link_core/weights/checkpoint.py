@@ -20,6 +20,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save
 
+from link_core.data.outputs import atomic_write_bytes
 from link_core.errors import CheckpointError
 
 FORMAT = "linkgan-1"
@@ -60,13 +61,9 @@ def _unflatten_optimizer(prefix: str, tensors: Mapping[str, torch.Tensor], meta:
 
 
 def write_json(path: str | Path, obj: Any, indent: int = 2) -> Path:
-    """Write ``obj`` as JSON atomically (temp name + rename): a reader never sees a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=indent) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    """Write ``obj`` as JSON atomically (temp name + rename): a reader never sees a part; a
+    failed write is an OutputError naming ``path`` and leaves no temp file."""
+    return atomic_write_bytes(path, (json.dumps(obj, indent=indent) + "\n").encode("utf-8"))
 
 
 def atomic_save(tensors: dict[str, torch.Tensor], meta: dict[str, Any], path: str | Path) -> Path:
@@ -118,6 +115,8 @@ def read_file(path: str | Path, prefixes: tuple[str, ...] | None = None) -> tupl
         meta = {k: json.loads(v) for k, v in raw_meta.items() if k != "format"}
     except json.JSONDecodeError:
         raise CheckpointError(f"{path}: corrupt metadata") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: corrupt metadata (JSON nested too deeply)") from None
     if "config" not in meta:
         raise CheckpointError(f"{path}: checkpoint has no config")
     return tensors, meta
@@ -167,6 +166,15 @@ def load_module(module: torch.nn.Module, state: Mapping[str, torch.Tensor], wher
             raise CheckpointError(
                 f"{where}: '{k}' has shape {tuple(v.shape)}, network expects {tuple(own[k].shape)}"
             )
+        # Floats load as any float type (published bases are fp16); integers, booleans and
+        # complex numbers in their place are another model's (or nobody's) tensors.
+        if v.dtype != own[k].dtype and not (v.is_floating_point() and own[k].is_floating_point()):
+            raise CheckpointError(
+                f"{where}: '{k}' is {str(v.dtype).replace('torch.', '')}, network expects "
+                f"{str(own[k].dtype).replace('torch.', '')}"
+            )
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise CheckpointError(f"{where}: '{k}' holds NaN or infinity")
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
 
 

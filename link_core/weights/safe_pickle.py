@@ -179,6 +179,8 @@ class _SafeUnpickler(pickle.Unpickler):
 def load_nvidia_pickle(path: str | Path) -> dict[str, Any]:
     """The top-level dict of an NVIDIA snapshot (``G``, ``D``, ``G_ema`` as :class:`Record`)."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise CheckpointError(f"{path}: not a regular file (a folder, FIFO or device)")
     try:
         data = path.read_bytes()
     except OSError as e:

@@ -249,12 +249,7 @@ class ImageFolderDataset(LinkDataset):
                 self._sniff(name, strict=True)
             except DataError as e:
                 bad.append(f"'{name}' ({_reason(str(e))})")
-        if bad:
-            shown = ", ".join(bad[:_MAX_NAMED_ERRORS])
-            more = (
-                f" and {len(bad) - _MAX_NAMED_ERRORS} more" if len(bad) > _MAX_NAMED_ERRORS else ""
-            )
-            raise DataError(f"{len(bad)} bad file(s) in '{self.path}': {shown}{more}")
+        _raise_bad(bad, "file(s)", self.path)
 
     def _tail(self, name: str) -> bytes | None:
         """The last 12 bytes of a file, where they are cheap to reach (a folder's file, a
@@ -387,12 +382,7 @@ class ImageFolderDataset(LinkDataset):
                 self._load_checked(i)
             except DataError as e:
                 bad.append(f"'{name}' ({_reason(str(e))})")
-        if bad:
-            shown = ", ".join(bad[:_MAX_NAMED_ERRORS])
-            more = (
-                f" and {len(bad) - _MAX_NAMED_ERRORS} more" if len(bad) > _MAX_NAMED_ERRORS else ""
-            )
-            raise DataError(f"{len(bad)} bad image(s) in '{self.path}': {shown}{more}")
+        _raise_bad(bad, "image(s)", self.path)
 
     def close(self) -> None:
         """Close the zip file held by this process, if any."""
@@ -421,3 +411,12 @@ def _hidden(relpath: str) -> bool:
 def _reason(message: str) -> str:
     """The part of a DataError message after the file's location, for validate()'s summary."""
     return message.rsplit("': ", 1)[-1] if "': " in message else message
+
+
+def _raise_bad(bad: list[str], what: str, path: object) -> None:
+    """One DataError naming the first ``_MAX_NAMED_ERRORS`` of ``bad`` (none: return)."""
+    if not bad:
+        return
+    shown = ", ".join(bad[:_MAX_NAMED_ERRORS])
+    more = f" and {len(bad) - _MAX_NAMED_ERRORS} more" if len(bad) > _MAX_NAMED_ERRORS else ""
+    raise DataError(f"{len(bad)} bad {what} in '{path}': {shown}{more}")

@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     a(
         "--compare-num",
         type=int,
-        default=8,
+        default=6,
         help="samples the post-hoc local editors (ReSeFa, StyleSpace, SeFa) edit beside the "
         "links, on the model the run started from (0: no comparison)",
     )

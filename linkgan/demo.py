@@ -43,7 +43,7 @@ def run_demo(
     baseline: bool = False,
     fid_num: int = 500,
     fid_repeats: int = 3,
-    compare_num: int = 8,
+    compare_num: int = 6,
 ) -> dict[str, Any]:
     """Train for ``kimg`` thousand images or ``minutes`` (whichever ends first; 0: no such
     budget) into ``out/run``, then write everything the report shows.
@@ -184,8 +184,8 @@ def run_demo(
             posthoc=start,
             num=compare_num,
             mesh_samples=1,
-            mesh_grid=min(mesh_grid, 64),
-            turntable_frames=max(1, frames // 2) if is_3d else 0,
+            mesh_grid=min(mesh_grid, 48),  # a few minutes on 2 cores, as in docs/results.md
+            turntable_frames=max(1, frames // 4) if is_3d else 0,
             progress=progress,
         )
     samples = sorted((run_dir / "samples").glob("*.png"))

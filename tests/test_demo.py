@@ -114,7 +114,7 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
     assert {r["map"] for r in compared["rows"]} == {"image", "depth", "mesh"}
     assert "LinkGAN against post-hoc local editors" in html
     assert "compare/compare_top.png" in html and "compare/compare_top.mp4" in html
-    assert read_video(demo_out / "compare" / "compare_top.mp4").shape[0] == 8 // 2
+    assert read_video(demo_out / "compare" / "compare_top.mp4").shape[0] == 8 // 4
     for ref in re.findall(r"(?:src|href)='([^']+)'", html):
         assert (demo_out / ref).is_file(), ref  # everything the page needs lies beside it
     # A second demo into the same folder is refused before anything is touched.

@@ -51,6 +51,12 @@ def style_affines(G: nn.Module) -> dict[str, nn.Module]:
     return found
 
 
+def _largest_entry_positive(directions: torch.Tensor) -> torch.Tensor:
+    """``[k, w_dim]`` directions (float32), each signed so its largest entry is positive."""
+    sign = directions.gather(1, directions.abs().argmax(1, keepdim=True)).sign()
+    return (directions * sign).float()
+
+
 def sefa_directions(G: nn.Module, k: int = 8) -> torch.Tensor:
     """``[k, w_dim]`` unit directions of SeFa: eigenvectors of ``AᵀA`` by eigenvalue,
     largest first (``A``: the affines' effective weights stacked, ``[Σ channels, w_dim]``).
@@ -58,9 +64,7 @@ def sefa_directions(G: nn.Module, k: int = 8) -> torch.Tensor:
     with torch.no_grad():
         a = torch.cat([m.weight.double() * m.weight_gain for m in style_affines(G).values()])
         values, vectors = torch.linalg.eigh(a.T @ a)
-        top = vectors[:, values.argsort(descending=True)[:k]].T  # [k, w_dim]
-        sign = top.gather(1, top.abs().argmax(1, keepdim=True)).sign()
-        return (top * sign).float()
+        return _largest_entry_positive(vectors[:, values.argsort(descending=True)[:k]].T)
 
 
 @torch.no_grad()
@@ -74,9 +78,7 @@ def ganspace_directions(
     z = torch.randn(num, G.z_dim, generator=gen).to(c.device)
     w = G.mapping(z, c.expand(num, -1))[:, 0].double()  # [num, w_dim]
     _, _, vt = torch.linalg.svd(w - w.mean(0), full_matrices=False)
-    top = vt[:k]
-    sign = top.gather(1, top.abs().argmax(1, keepdim=True)).sign()
-    return (top * sign).float()
+    return _largest_entry_positive(vt[:k])
 
 
 @torch.no_grad()

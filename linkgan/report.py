@@ -218,10 +218,11 @@ def _compare_section(result: dict[str, Any], folder: str) -> str:
     settings = result["settings"]
     parts = [
         "<h2>LinkGAN against post-hoc local editors</h2>",
-        f"<p class='note'>The links on {esc(settings['checkpoint'])}; ReSeFa, StyleSpace and SeFa "
-        f"on {esc(settings['posthoc_checkpoint'])}, each at the strength whose RGB change inside "
-        f"the region matches the link's ({settings['num']} samples). MSE ×10³ inside / outside "
-        "(images in [0, 1], depth and mesh in world units); bold: the least change outside.</p>",
+        f"<p class='note'>The links on {esc(settings['checkpoint'])}; ReSeFa, StyleSpace, SeFa "
+        f"and GANSpace on {esc(settings['posthoc_checkpoint'])}, each at the strength whose RGB "
+        f"change inside the region matches the link's ({settings['num']} samples). MSE ×10³ "
+        "inside / outside (images in [0, 1], depth and mesh in world units); bold: the least "
+        "change outside.</p>",
         f"<table>{head}</tr>{body}</table>",
     ]
     regions = list(dict.fromkeys(r["region"] for r in rows))

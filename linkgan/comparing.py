@@ -442,10 +442,13 @@ def _turntable(
     with torch.no_grad(), FrameSink(out, fps=12) as sink:
         for i in range(frames):
             rows = []
+            originals: dict[int, torch.Tensor] = {}  # the post-hoc methods share one model's
             for k in METHODS:
                 s = runs[k]
                 c = cams[i : i + 1].to(s.ws.device)
-                original = s.G.synthesis(s.ws[:1], c, noise_mode="const")["image"]
+                if id(s) not in originals:
+                    originals[id(s)] = s.G.synthesis(s.ws[:1], c, noise_mode="const")["image"]
+                original = originals[id(s)]
                 edited = edits[k](s.ws[:1], c, measured[k][0])["image"]
                 diff = difference_map(edited, original)[0].cpu().numpy()
                 rows.append((original, edited, diff))

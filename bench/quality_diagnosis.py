@@ -44,7 +44,11 @@ def _measure(model: Model, num_fid: int, repeats: int, num_link: int) -> dict[st
     row["protocol"] = quality["protocol"]["summary"]
     row["link_mse"] = model.measure(["link_mse"], num=num_link, progress=False)["link_mse"]
     row["diversity"] = model.measure(["diversity"], num=256, progress=False)["diversity"]
-    if not model.config.data.path and model.config.data.synthetic in ("heads", "toyfaces"):
+    if not model.config.data.path and model.config.data.synthetic in (
+        "heads",
+        "heads_hd",
+        "toyfaces",
+    ):
         row["attributes"] = model.measure(["attributes"], num=1024, progress=False)["attributes"]
     return row
 

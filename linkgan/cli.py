@@ -64,8 +64,10 @@ def run(args: argparse.Namespace) -> int:
         from linkgan.datasets import synthesize
 
         kw = {"seed": args.seed, "cameras": args.cameras, "progress": progress, "force": args.force}
-        path = synthesize(args.kind, args.num, args.res, args.out, **kw)
+        path = synthesize(args.kind, args.num, args.res, args.out, sheet=args.sheet, **kw)
         print(f"wrote {args.num} {args.kind} at {args.res}px to {path}")
+        if args.sheet:
+            print(f"wrote its contact sheet to {args.sheet}")
     elif cmd == "demo":
         from linkgan.demo import DEFAULT_KIMG, run_demo
 

@@ -139,7 +139,7 @@ COMMANDS = {
     "synth": (
         "Render a synthetic 3-D data set (EG3D format, with part masks) to a .zip (or an "
         "empty/new folder).",
-        "linkgan synth --kind heads --num 2000 --res 64 --out heads64.zip",
+        "linkgan synth --kind heads_hd --num 2000 --res 128 --out h128.zip --sheet h128.png",
         ("out", "force", "quiet"),
     ),
     "demo": (
@@ -337,7 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     p["import"].add_argument("--pkl", required=True, help="NVIDIA snapshot (G, D, G_ema)")
 
     a = p["synth"].add_argument
-    a("--kind", choices=("heads", "scenes"), default="heads")
+    a(
+        "--kind",
+        choices=("heads", "heads_hd", "scenes"),
+        default="heads",
+        help="heads_hd: the heads with eye whites, ears and glasses (for 128² and up)",
+    )
     a("--num", type=int, default=2000, help="number of images")
     a("--res", type=int, default=64, help="resolution (power of two)")
     a("--seed", type=int, default=0)
@@ -346,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("orbit", "frontal"),
         default="orbit",
         help="orbit: 360° yaw, ±30° pitch; frontal: an FFHQ-like cone",
+    )
+    a(
+        "--sheet",
+        default=None,
+        help="also write a contact sheet PNG: the first 8 items from the front, 50°, the side "
+        "and behind, and their part masks (check the parts are recognisable)",
     )
 
     a = p["demo"].add_argument

@@ -19,17 +19,29 @@ def synthesize(
     cameras: str = "orbit",
     progress: bool = True,
     force: bool = False,
+    sheet: str | Path | None = None,
 ) -> str:
     """Render a synthetic 3-D data set to ``out`` (see :mod:`link_core.synth`); refuses an
-    existing ``out`` unless ``force``."""
+    existing ``out`` unless ``force``. ``sheet``: also a contact sheet PNG of its first 8
+    items (:func:`link_core.synth.render.contact_sheet`)."""
+    from link_core.data.images import write_png
+    from link_core.data.outputs import check_out_file
     from link_core.synth import synthesize as render_set
+    from link_core.synth.render import contact_sheet
 
-    if Path(out).exists() and not force:
-        raise UserError(f"--out: {out} already exists (use --force to replace it)")
-
-    return render_set(
+    for flag, path in (("--out", out), ("--sheet", sheet)):
+        if path is not None and Path(path).exists() and not force:
+            raise UserError(f"{flag}: {path} already exists (use --force to replace it)")
+    if sheet is not None:
+        check_out_file(sheet, "--sheet")
+        if Path(sheet).suffix.lower() != ".png":
+            raise UserError(f"--sheet: {sheet} must be a .png file")
+    written = render_set(
         kind, num, resolution, str(out), seed=seed, cameras=cameras, progress=progress
     )
+    if sheet is not None:
+        write_png(contact_sheet(kind, range(min(num, 8)), resolution, seed), sheet)
+    return written
 
 
 def train_segmenter(
@@ -56,8 +68,10 @@ def train_segmenter(
         raise UserError(f"--steps: must be >= 1, got {steps}")
     if data.startswith("synthetic:"):
         kind = data.split(":", 1)[1]
-        if kind not in ("heads", "scenes", "toyfaces"):
-            raise UserError(f"--data: unknown synthetic set {kind!r} (heads, scenes, toyfaces)")
+        if kind not in ("heads", "heads_hd", "scenes", "toyfaces"):
+            raise UserError(
+                f"--data: unknown synthetic set {kind!r} (heads, heads_hd, scenes, toyfaces)"
+            )
         dataset = open_dataset("", resolution or 32, synthetic=kind, num_images=1024)
     else:
         if not Path(data).exists():

@@ -232,7 +232,7 @@ def _quality_metrics(cfg: Any, fid: bool) -> list[str]:
     """Per-part quality for every demo; attributes on the built-in synthetic sets; FID / KID
     (the data set's Inception statistics take minutes the first time) with ``--baseline``."""
     names = ["diversity"]
-    if not cfg.data.path and cfg.data.synthetic in ("heads", "toyfaces"):
+    if not cfg.data.path and cfg.data.synthetic in ("heads", "heads_hd", "toyfaces"):
         names.append("attributes")
     return [*names, "fid", "kid"] if fid else names
 

@@ -40,6 +40,7 @@ from link_core.metrics.attributes import (
     train_attribute_net,
 )
 from link_core.metrics.diversity import RegionMoments
+from link_core.synth.meshes import HEAD_KINDS
 from link_core.train.config import Config
 
 ATTRIBUTE_ITEMS = 1_000_000
@@ -54,8 +55,9 @@ ATTRIBUTE_VERSION = 1
 
 
 def _attribute_kind(cfg: Config) -> str:
-    """``heads`` or ``toyfaces``: the built-in sets whose items record their attributes."""
-    if cfg.data.path or cfg.data.synthetic not in ("heads", "toyfaces"):
+    """``heads``, ``heads_hd`` or ``toyfaces``: the built-in sets whose items record their
+    attributes."""
+    if cfg.data.path or cfg.data.synthetic not in (*HEAD_KINDS, "toyfaces"):
         data = cfg.data.path or f"synthetic {cfg.data.synthetic}"
         raise UserError(
             f"attributes: need the built-in synthetic heads or toy faces (data.synthetic), "
@@ -65,16 +67,17 @@ def _attribute_kind(cfg: Config) -> str:
 
 
 def _vocab(kind: str) -> dict[str, tuple[str, ...]]:
-    from link_core.synth.heads import HEAD_ATTRIBUTES
+    from link_core.synth.heads import HEAD_ATTRIBUTES, HEAD_HD_ATTRIBUTES
     from link_core.synth.toyfaces import TOYFACE_ATTRIBUTES
 
-    return HEAD_ATTRIBUTES if kind == "heads" else TOYFACE_ATTRIBUTES
+    return {"heads": HEAD_ATTRIBUTES, "heads_hd": HEAD_HD_ATTRIBUTES}.get(kind, TOYFACE_ATTRIBUTES)
 
 
 def _render(cfg: Config, indices: Sequence[int], cameras: torch.Tensor) -> dict[str, torch.Tensor]:
     from link_core.synth import render_views
 
-    return render_views("heads", cfg.data.seed, list(indices), cameras, cfg.data.resolution)
+    kind = cfg.data.synthetic
+    return render_views(kind, cfg.data.seed, list(indices), cameras, cfg.data.resolution)
 
 
 @torch.no_grad()
@@ -102,7 +105,7 @@ def part_diversity(
         _accumulate(moments, G.synthesis(ws, c, noise_mode="const"), c, links)
     result: dict[str, Any] = {"model": _diversities(moments), "data": None}
     kind = None if cfg is None or cfg.data.path else cfg.data.synthetic
-    if kind in ("heads", "toyfaces"):
+    if kind in (*HEAD_KINDS, "toyfaces"):
         data: dict[str, dict[str, RegionMoments]] = {}
         for start in range(0, num, batch):
             n = min(batch, num - start)
@@ -186,13 +189,13 @@ def _real_items(
     from link_core.synth.render import item_attributes
 
     images, attrs = [], []
-    if kind == "heads":
+    if kind in HEAD_KINDS:
         cameras = attribute_cameras(num, seed)
         chunk = 128
         for k in tqdm(range(0, num, chunk), "render heads", disable=not progress):
             idx = range(start + k, start + min(num, k + chunk))
             images.append(_render(cfg, idx, cameras[k : k + len(idx)])["image"])
-        attrs = [item_attributes("heads", cfg.data.seed, start + i) for i in range(num)]
+        attrs = [item_attributes(kind, cfg.data.seed, start + i) for i in range(num)]
     else:
         for i in tqdm(range(start, start + num), "draw toy faces", disable=not progress):
             record: dict[str, str] = {}
@@ -240,7 +243,7 @@ def attribute_classifier(
         "held_out": f"items {start}..{start + held_out - 1}",
         "cameras": (
             f"yaw within ±{ATTRIBUTE_YAW_DEG:g}°, pitch within ±{ATTRIBUTE_PITCH_DEG:g}°"
-            if kind == "heads"
+            if kind in HEAD_KINDS
             else "none (2-D)"
         ),
         "held_out_accuracy": {k: round(v, 4) for k, v in accuracy(predicted, held_labels).items()},
@@ -266,7 +269,7 @@ def attribute_check(
     model / data per value (1 is right; ``worst`` the farthest from 1)."""
     net, card = attribute_classifier(cfg, cache, progress, *classifier)
     device = next(G.parameters()).device
-    heads = cfg.data.synthetic == "heads"
+    heads = cfg.data.synthetic in HEAD_KINDS
     cameras = attribute_cameras(num, 3) if heads else torch.zeros(num, G.c_dim)
     images = []
     batch = 16

@@ -224,7 +224,7 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
         (["data.resolution=64"], "differs from model.resolution"),
         (["train.kimg=-1"], "train.kimg: must be >= 0"),
         (["link.perturb=swap"], "'link.perturb' was removed"),
-        (["link.adam=separate"], "link.adam: expected 'shared' or 'own'"),
+        (["link.adam=separate"], "link.adam: expected 'shared', 'own' or 'precond'"),
         (["link.lr_gain=0"], "link.lr_gain: expected a number > 0"),
         (["link.lr_gain_end=-1"], "link.lr_gain_end: expected a number >= 0"),
         (["link.adv_adam=d"], "link.adv_adam: expected 'link' or 'g'"),

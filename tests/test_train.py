@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from link_core.errors import UserError
-from link_core.train.optim import lazy_ratio
+from link_core.train.optim import PreconditionedSGD, lazy_ratio
 from link_core.weights import checkpoint as ckpt
 from linkgan import api
 
@@ -114,6 +114,39 @@ def test_link_adam_anneals_its_gain_and_can_leave_the_adversarial_term_to_g(
     gains = [r["Link/lr_gain"] for r in rows if "Link/lr_gain" in r]
     assert gains and all(1.0 <= g <= 3.0 for g in gains)
     assert [r["Loss/G/link_adv"] for r in rows if "Loss/G/link_adv" in r]
+
+
+def test_preconditioned_steps_divide_by_the_reference_adams_rms():
+    """link.adam: precond — a plain step g / (√v̂ + eps) of G's Adam's second moment, clipped,
+    and no step for a parameter that Adam has not stepped yet."""
+    a, b = torch.nn.Parameter(torch.ones(4)), torch.nn.Parameter(torch.ones(2))
+    ref = torch.optim.Adam([a, b], lr=0.1, betas=(0.0, 0.99))
+    a.grad = torch.tensor([2.0, -2.0, 0.5, 1.0])
+    ref.step()  # v̂ = g²: the reference RMS is |g| per element
+    before = a.detach().clone()
+    opt = PreconditionedSGD([a, b], ref, lr=0.01, clip=3.0)
+    a.grad = torch.tensor([2.0, 4.0, 5.0, 0.0])
+    b.grad = torch.ones(2)
+    opt.step()
+    ratio = torch.tensor([1.0, 2.0, 3.0, 0.0])  # 4/2, and 5/0.5 = 10 clipped at 3
+    assert torch.allclose(a.detach(), before - 0.01 * ratio, atol=1e-6)
+    assert torch.equal(b.detach(), torch.ones(2))  # no reference state: left alone
+    assert float(opt.last_rms) == pytest.approx(((1 + 4 + 100 + 0) / 4) ** 0.5, rel=1e-5)
+    assert float(opt.last_clipped) == pytest.approx(0.25)
+
+
+def test_precond_link_phase_trains_logs_its_step_and_resumes(tmp_path, tiny_overrides):
+    run = tmp_path / "r"
+    sets = ["link.adam=precond", "link.lr_gain=2", "train.kimg=0.032"]
+    api.train(run, None, [*tiny_overrides, *sets], progress=False)
+    tensors, meta = ckpt.read_file(ckpt.list_checkpoints(run)[-1])
+    assert int(tensors["opt_G.state.0.step"]) == 8  # G's Adam: the main steps only
+    assert meta["opt_G_link"]["param_groups"][0]["lr"] == pytest.approx(2 * 0.0025)
+    rows = [json.loads(r) for r in (run / "stats.jsonl").read_text().splitlines()]
+    rms = [r["Link/step_rms"] for r in rows if "Link/step_rms" in r]
+    assert rms and all(v > 0 for v in rms)
+    api.train(run, None, ["train.kimg=0.048"], resume=True, progress=False)
+    assert ckpt.list_checkpoints(run)[-1].name != ckpt.list_checkpoints(run)[0].name
 
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, tiny_overrides):

@@ -18,9 +18,8 @@ from link_core.link import build_region
 from link_core.synth.meshes import (
     BATCH,
     CAMERA_MODES,
-    HEAD_PARTS,
+    HEAD_KINDS,
     KINDS,
-    SCENE_PARTS,
     SYNTH_CAMERA,
 )
 from link_core.synth.render import _check_kind, _check_resolution, item_label, render_views
@@ -130,7 +129,7 @@ PART_GROUPS: dict[str, tuple[str, ...]] = {"eyes": ("left_eye", "right_eye")}
 def parts_named(name: str, kind: str = "heads") -> tuple[str, ...] | None:
     """The parts a link name stands for (a part's own name or a :data:`PART_GROUPS` name);
     None when it names none."""
-    if name in PART_GROUPS and kind == "heads":
+    if name in PART_GROUPS and kind in HEAD_KINDS:
         return PART_GROUPS[name]
     return (name,) if name in KINDS[kind] else None
 
@@ -158,7 +157,7 @@ def box_part_stats(
     ``composition`` (share of the mask per part).
     """
     _check_kind(kind)
-    names = HEAD_PARTS if kind == "heads" else SCENE_PARTS
+    names = KINDS[kind]
     unknown = [p for p in parts if p not in names]
     if unknown:
         raise ValueError(f"unknown {kind} part {unknown[0]!r} (known: {', '.join(names)})")
@@ -173,7 +172,7 @@ def box_part_stats(
     part_id = views["mask"][:, 0].long()
     ids = [names.index(p) for p in parts]
     own = torch.isin(part_id, torch.tensor(ids))
-    base = names.index("head" if kind == "heads" else "ground")
+    base = names.index("head" if kind in HEAD_KINDS else "ground")
     mass = max(int(inside.sum()), 1)
     return {
         "coverage": float((inside & own).sum()) / max(int(own.sum()), 1),

@@ -1,4 +1,5 @@
-"""Procedural heads: an ellipsoid head, eyes, nose, mouth and hair or a hat.
+"""Procedural heads: an ellipsoid head, eyes, nose, mouth and hair or a hat; for
+``heads_hd`` also eye whites, ears and, on some heads, glasses.
 
 Besides the meshes, each head's discrete draws are its *attributes* (:data:`HEAD_ATTRIBUTES`):
 what a fine-tune can drop (a hat) shows up as a frequency, read without changing the random
@@ -13,11 +14,12 @@ import numpy as np
 
 from link_core.synth.meshes import (
     EXTENT,
-    HEAD_PARTS,
+    HEAD_HD_PARTS,
     _colour,
     _Part,
     _place,
     _rot_x,
+    _rot_y_to,
     _template,
 )
 
@@ -41,12 +43,23 @@ HEAD_ATTRIBUTES: dict[str, tuple[str, ...]] = {
 cap, 20 % a cap with a bun, 20 % a hat, 15 % a cone), ``nose`` (60 % cone) and ``skin``
 (85 % natural tones)."""
 
+HEAD_HD_ATTRIBUTES: dict[str, tuple[str, ...]] = {**HEAD_ATTRIBUTES, "glasses": ("none", "round")}
+"""``heads_hd``'s draws: the heads' and ``glasses`` (30 % round rims)."""
 
-def _head_parts(rng: np.random.Generator, attributes: dict[str, str] | None = None) -> list[_Part]:
-    """The parts of one head (ids of :data:`HEAD_PARTS`), fitted into ``EXTENT``; with
-    ``attributes``, also its :data:`HEAD_ATTRIBUTES` values, written into that dict."""
+
+def _head_parts(
+    rng: np.random.Generator,
+    attributes: dict[str, str] | None = None,
+    detail: np.random.Generator | None = None,
+) -> list[_Part]:
+    """The parts of one head (ids of :data:`~link_core.synth.meshes.HEAD_HD_PARTS`, whose
+    first ids are the heads'), fitted into ``EXTENT``; with ``attributes``, also its
+    :data:`HEAD_ATTRIBUTES` values, written into that dict. ``detail``: a second random
+    stream for ``heads_hd``'s eye whites, ears and glasses (and the ``glasses`` attribute);
+    ``rng`` is drawn exactly as without it, so a ``heads_hd`` item is the ``heads`` item of
+    the same index with the detail added."""
     record = attributes if attributes is not None else {}
-    P = {name: i for i, name in enumerate(HEAD_PARTS)}
+    P = {name: i for i, name in enumerate(HEAD_HD_PARTS)}
     radii = np.array([rng.uniform(0.27, 0.32), rng.uniform(0.31, 0.37), rng.uniform(0.27, 0.32)])
     natural = rng.random() < 0.85
     record["skin"] = "natural" if natural else "fantasy"
@@ -60,6 +73,7 @@ def _head_parts(rng: np.random.Generator, attributes: dict[str, str] | None = No
     # Eyes: symmetric places, own size and colour each (independent factors per part).
     eye_yaw, eye_pitch = rng.uniform(0.30, 0.45), rng.uniform(0.08, 0.22)
     eye_top = -1.0
+    eyes = []  # (centre, radius) per eye, for the glasses
     for name, sign in (("left_eye", -1.0), ("right_eye", 1.0)):
         r = rng.uniform(0.035, 0.06)
         p, n = _on_ellipsoid(radii, sign * eye_yaw, eye_pitch)
@@ -69,10 +83,24 @@ def _head_parts(rng: np.random.Generator, attributes: dict[str, str] | None = No
         look /= np.linalg.norm(look)
         pupil_r = r * rng.uniform(0.35, 0.55)
         pupil = centre + look * (r - 0.45 * pupil_r)
-        parts.append(_Part(_place(_template("small_sphere"), [r] * 3, centre), P[name], iris))
         dark = np.full(3, rng.uniform(0.02, 0.15))
+        if detail is None:
+            parts.append(_Part(_place(_template("small_sphere"), [r] * 3, centre), P[name], iris))
+        else:
+            # A white eyeball with the iris as a cap that stands a little proud of it, and
+            # the pupil on the iris: at 128² an eye reads as an eye, not a coloured bead.
+            white = np.clip(1.0 - detail.uniform(0.0, 0.08, size=3), 0, 1)
+            parts.append(_Part(_place(_template("small_sphere"), [r] * 3, centre), P[name], white))
+            iris_r = r * detail.uniform(0.5, 0.62)
+            iris_c = centre + look * (r - 0.75 * iris_r)
+            parts.append(
+                _Part(_place(_template("small_sphere"), [iris_r] * 3, iris_c), P[name], iris)
+            )
+            pupil_r = iris_r * (pupil_r / r + 0.1)
+            pupil = iris_c + look * (iris_r - 0.6 * pupil_r)
         parts.append(_Part(_place(_template("small_sphere"), [pupil_r] * 3, pupil), P[name], dark))
         eye_top = max(eye_top, centre[1] + r)
+        eyes.append((centre, r))
 
     # Nose: a cone or an ellipsoid sticking out along +z, a little below the eyes.
     p, _ = _on_ellipsoid(radii, 0.0, rng.uniform(-0.12, -0.02))
@@ -104,6 +132,12 @@ def _head_parts(rng: np.random.Generator, attributes: dict[str, str] | None = No
     record["hair"] = "none"
     if rng.random() < 0.85:
         parts += _hair(rng, radii, eye_top, P["hair"], record)
+    if detail is not None:
+        parts += _ears(detail, radii, eye_pitch, skin, P["ears"])
+        record["glasses"] = "none"
+        if detail.random() < 0.3:
+            record["glasses"] = "round"
+            parts += _glasses(detail, radii, eyes, P["glasses"])
 
     # Fit into the box: a uniform scale about the origin keeps every normal.
     top = max(float(np.abs(part.mesh.verts).max()) for part in parts)
@@ -175,3 +209,59 @@ def _hair(
         )
         out.append(_Part(mesh, pid, colour))
     return out
+
+
+def _ears(
+    rng: np.random.Generator, radii: np.ndarray, eye_pitch: float, skin: np.ndarray, pid: int
+) -> list[_Part]:
+    """Two flattened ellipsoids on the sides, a little below eye level, tilted back."""
+    pitch = eye_pitch - rng.uniform(0.2, 0.35)
+    size = (0.022, rng.uniform(0.055, 0.075), rng.uniform(0.035, 0.05))
+    colour = np.clip(skin * rng.uniform(0.85, 0.95), 0, 1)
+    tilt = _rot_x(rng.uniform(-0.35, -0.1))
+    out = []
+    for sign in (-1.0, 1.0):
+        p, n = _on_ellipsoid(radii, sign * math.pi / 2 * 0.93, pitch)
+        mesh = _place(_template("small_sphere"), size, p + 0.01 * n, tilt)
+        out.append(_Part(mesh, pid, colour))
+    return out
+
+
+def _glasses(
+    rng: np.random.Generator, radii: np.ndarray, eyes: list[tuple[np.ndarray, float]], pid: int
+) -> list[_Part]:
+    """Round rims in front of the eyes, a bridge between them and temples back to the ears."""
+    colour = (
+        np.full(3, rng.uniform(0.04, 0.25))
+        if rng.random() < 0.6
+        else _colour(rng, sat=(0.5, 1.0), val=(0.3, 0.9))
+    )
+    rim = max(r for _, r in eyes) * rng.uniform(1.5, 1.8)
+    z = max(c[2] + r for c, r in eyes) + 0.015
+    y = float(np.mean([c[1] for c, _ in eyes]))
+    out = []
+    fronts = []
+    for centre, _ in eyes:
+        front = np.array([centre[0], y, z])
+        fronts.append(front)
+        out.append(_Part(_place(_template("rim"), [rim] * 3, front), pid, colour))
+    thick = 0.12 * rim  # the rim template's tube radius
+    (left, right) = sorted(fronts, key=lambda f: f[0])
+    gap = (right[0] - rim) - (left[0] + rim)
+    if gap > 0:
+        start = left + [rim, 0.0, 0.0]
+        out.append(_bar(start, start + [gap, 0.0, 0.0], thick, pid, colour))
+    for front, sign in ((left, -1.0), (right, 1.0)):
+        start = front + [sign * rim, 0.0, 0.0]
+        end = np.array([sign * radii[0] * 1.06, y - 0.01, -0.02])
+        out.append(_bar(start, end, thick, pid, colour))
+    return out
+
+
+def _bar(start: np.ndarray, end: np.ndarray, thick: float, pid: int, colour: np.ndarray) -> _Part:
+    """A thin cylinder from ``start`` to ``end``."""
+    d = np.asarray(end, dtype=np.float64) - start
+    mesh = _place(
+        _template("cylinder"), (thick, float(np.linalg.norm(d)), thick), start, _rot_y_to(d)
+    )
+    return _Part(mesh, pid, colour)

@@ -26,10 +26,21 @@ HEAD_PARTS: tuple[str, ...] = (
 )
 """Part names of ``"heads"``; a part's id in a mask is its index. ``hair`` includes hats."""
 
+HEAD_HD_PARTS: tuple[str, ...] = (*HEAD_PARTS, "ears", "glasses")
+"""Part names of ``"heads_hd"``: the heads' parts (same ids) and the detail it adds."""
+
+HEAD_KINDS: tuple[str, ...] = ("heads", "heads_hd")
+"""The kinds that draw heads (``heads_hd``: the same heads with eye whites, ears and
+glasses, for 128² and up)."""
+
 SCENE_PARTS: tuple[str, ...] = ("sky", "ground", "object")
 """Part names of ``"scenes"``; ``sky`` (id 0) is every pixel that hits no surface."""
 
-KINDS: dict[str, tuple[str, ...]] = {"heads": HEAD_PARTS, "scenes": SCENE_PARTS}
+KINDS: dict[str, tuple[str, ...]] = {
+    "heads": HEAD_PARTS,
+    "heads_hd": HEAD_HD_PARTS,
+    "scenes": SCENE_PARTS,
+}
 
 SYNTH_CAMERA = CameraSpec(radius=2.7, fov_deg=30.0, pivot=(0.0, 0.0, 0.0))
 """Cameras of the synthetic sets. With EG3D's focal rule (focal ≈ 2.64) the frame is
@@ -128,6 +139,22 @@ def _frustum(top: float, n: int) -> _Mesh:
     return _Mesh(np.concatenate(verts), np.concatenate(normals), np.concatenate(faces))
 
 
+def _torus(tube: float, n_major: int, n_minor: int) -> _Mesh:
+    """Torus about the z axis: centre line the unit circle in the xy plane, tube radius
+    ``tube`` (a spectacle rim facing +z)."""
+    u = np.linspace(0.0, 2 * math.pi, n_major, endpoint=False)
+    v = np.linspace(0.0, 2 * math.pi, n_minor, endpoint=False)
+    uu, vv = np.meshgrid(u, v, indexing="ij")
+    radial = np.stack([np.cos(uu), np.sin(uu), np.zeros_like(uu)], -1)
+    normals = radial * np.cos(vv)[..., None] + np.array([0.0, 0.0, 1.0]) * np.sin(vv)[..., None]
+    verts = radial + tube * normals
+    i, j = np.meshgrid(np.arange(n_major), np.arange(n_minor), indexing="ij")
+    a, b = i * n_minor + j, ((i + 1) % n_major) * n_minor + j
+    c, d = i * n_minor + (j + 1) % n_minor, ((i + 1) % n_major) * n_minor + (j + 1) % n_minor
+    faces = np.concatenate([np.stack([a, b, d], -1), np.stack([a, d, c], -1)]).reshape(-1, 3)
+    return _Mesh(verts.reshape(-1, 3), normals.reshape(-1, 3), faces.astype(np.int64))
+
+
 def _box() -> _Mesh:
     """Cube ``[-1, 1]³`` with 4 vertices per side (sharp edges)."""
     verts, normals, faces = [], [], []
@@ -194,6 +221,7 @@ def _template(name: str) -> Any:
             cone=_outward(_frustum(0.0, 24)),
             cylinder=_outward(_frustum(1.0, 32)),
             box=_outward(_box()),
+            rim=_outward(_torus(0.12, 32, 8)),
             disc=(_outward(disc), chequer),
         )
     return _TEMPLATES[name]
@@ -207,6 +235,19 @@ def _rot_y(angle: float) -> np.ndarray:
 def _rot_x(angle: float) -> np.ndarray:
     c, s = math.cos(angle), math.sin(angle)
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
+
+
+def _rot_y_to(direction: Sequence[float]) -> np.ndarray:
+    """The rotation that turns +y onto ``direction`` (Rodrigues; a template's long axis)."""
+    d = np.asarray(direction, dtype=np.float64)
+    d = d / np.linalg.norm(d)
+    axis = np.cross([0.0, 1.0, 0.0], d)
+    s, c = float(np.linalg.norm(axis)), float(d[1])
+    if s < 1e-12:
+        return np.eye(3) if c > 0 else np.diag([1.0, -1.0, -1.0])
+    k = axis / s
+    kx = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + s * kx + (1.0 - c) * (kx @ kx)
 
 
 def _place(mesh: _Mesh, scale: Sequence[float], offset: Sequence[float], rot: Any = None) -> _Mesh:

@@ -22,6 +22,7 @@ from link_core.synth.meshes import (
     _AMBIENT,
     _HEAD_BACKGROUND,
     _LIGHTS,
+    HEAD_KINDS,
     KINDS,
     SUPERSAMPLE,
     SYNTH_CAMERA,
@@ -52,18 +53,23 @@ def item_attributes(kind: str, seed: int, index: int) -> dict[str, str]:
     """The discrete draws of item ``index`` (heads: :data:`~link_core.synth.heads.HEAD_ATTRIBUTES`),
     built exactly as the item is, without rendering it."""
     _check_kind(kind)
-    if kind != "heads":
+    if kind not in HEAD_KINDS:
         raise DataError(f"synthetic data: only heads have attributes, not {kind!r}")
     attributes: dict[str, str] = {}
-    _head_parts(np.random.default_rng([seed, index]), attributes)
+    _head_parts(np.random.default_rng([seed, index]), attributes, _detail_rng(kind, seed, index))
     return attributes
+
+
+def _detail_rng(kind: str, seed: int, index: int) -> np.random.Generator | None:
+    """``heads_hd``'s second stream (eye whites, ears, glasses); None for other kinds."""
+    return np.random.default_rng([seed, index, 2]) if kind == "heads_hd" else None
 
 
 def _build_item(kind: str, seed: int, index: int) -> _Item:
     rng = np.random.default_rng([seed, index])
     sky = None
-    if kind == "heads":
-        parts = _head_parts(rng)
+    if kind in HEAD_KINDS:
+        parts = _head_parts(rng, detail=_detail_rng(kind, seed, index))
     else:
         parts, sky = _scene_parts(rng)
     verts, normals, faces, part, colour, cull = [], [], [], [], [], []
@@ -193,7 +199,7 @@ def render_views(
         light = light + strength * lam.clamp(min=0.0)
     rgb = face_colour[f] * light[..., None]  # [B, S, S, 3]
 
-    if kind == "heads":
+    if kind in HEAD_KINDS:
         background = torch.tensor(_HEAD_BACKGROUND).expand_as(rgb)
     else:
         sky = torch.from_numpy(np.stack([it.sky for it in items]).astype(np.float32))
@@ -226,3 +232,42 @@ def _check_resolution(resolution: Any) -> None:
         raise DataError(
             f"synthetic data: resolution must be a power of two >= 8, got {resolution!r}"
         )
+
+
+def contact_sheet(
+    kind: str,
+    indices: Sequence[int],
+    resolution: int,
+    seed: int = 0,
+    yaws_deg: Sequence[float] = (0.0, 50.0, 90.0, 180.0),
+    pitch_deg: float = 5.0,
+    masks: bool = True,
+) -> np.ndarray:
+    """One row per item: its views at ``yaws_deg`` (0: the front) and ``pitch_deg``, and with
+    ``masks`` the frontal part mask in :func:`part_colours`. uint8 ``[H, W, 3]``, 2-pixel
+    white gaps: what a person checks a synthetic set's parts on."""
+    from link_core.data.images import grid
+
+    _check_kind(kind)
+    _check_resolution(resolution)
+    yaws = torch.tensor([math.radians(y) for y in yaws_deg] * len(indices))
+    pitch = torch.full_like(yaws, math.radians(pitch_deg))
+    items = [i for i in indices for _ in yaws_deg]
+    out = render_views(kind, seed, items, orbit_labels(yaws, pitch, SYNTH_CAMERA), resolution)
+    cols = len(yaws_deg)
+    tiles = out["image"].permute(0, 2, 3, 1).numpy()
+    tiles = tiles.reshape(len(indices), cols, resolution, resolution, 3)
+    if masks:
+        front = out["mask"][:: len(yaws_deg), 0].long().numpy()  # [N, R, R]
+        tiles = np.concatenate([tiles, part_colours(len(KINDS[kind]))[front][:, None]], 1)
+        cols += 1
+    return grid(tiles.reshape(-1, resolution, resolution, 3), cols, pad=2)
+
+
+def part_colours(num: int) -> np.ndarray:
+    """A distinct uint8 colour ``[num, 3]`` per part id (id 0, nothing hit: white)."""
+    hues = (np.arange(num) * 0.61803) % 1.0
+    rgb = np.stack([np.abs((hues * 6 + k) % 6 - 3) - 1 for k in (0, 4, 2)], -1).clip(0, 1)
+    colours = (60 + 170 * rgb).astype(np.uint8)
+    colours[0] = 255
+    return colours

@@ -74,7 +74,7 @@ def synthesize(
 
     Images, part masks (``masks/``) and ``dataset.json`` (25-float camera labels and the
     part names) go through :func:`link_core.data.write_dataset_zip` (atomic). ``workers``
-    processes render batches (default: one per core, up to 4, for sets of 4+ batches on a
+    processes render batches (default: one per core, up to 16, for sets of 4+ batches on a
     multi-core machine; 0 renders here); the output does not depend on it. Workers are
     spawned, so a script that calls this needs the usual ``if __name__ == "__main__":``
     guard. Returns ``out_path``.
@@ -86,7 +86,7 @@ def synthesize(
     dataset.cache_all = False  # streamed once: keep memory flat for large sets
     if workers is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        workers = min(4, cores) if cores > 1 and num >= 4 * BATCH else 0
+        workers = min(16, cores) if cores > 1 and num >= 4 * BATCH else 0
     desc = f"synth {kind} {resolution}²"
     with tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress) as bar:
         if workers <= 0:

@@ -135,9 +135,13 @@ class LinkConfig:
     gradients, so a strong link slows the main steps: ``bench/link_gradient_balance.py``).
     ``own``: a second Adam over G's parameters for the link phase alone, so each phase's
     steps are normalized by its own gradients and λ sets only the balance of eqs. 3 and 4;
-    how far the link phase moves G is then ``lr_gain``."""
+    how far the link phase moves G is then ``lr_gain``. ``precond``: plain gradient steps
+    divided by G's Adam's running RMS (which sees no link gradient;
+    :class:`~link_core.train.optim.PreconditionedSGD`), so λ sets how hard the link pulls
+    against the adversarial gradients and the steps shrink as the link gradient does."""
     lr_gain: float = 1.0
-    """With ``adam: own``: the link Adam's learning rate as a multiple of ``train.lr_g``."""
+    """With ``adam: own`` or ``precond``: the link phase's learning rate as a multiple of
+    ``train.lr_g``."""
     lr_gain_end: float = 0.0
     """With ``adam: own``: > 0 anneals the gain linearly from ``lr_gain`` at the run's start
     to this at the end of its budget (kimg or minutes), so the links form early and the
@@ -378,9 +382,10 @@ def validate_config(cfg: Config) -> None:
     for key, value in {"train.kimg": cfg.train.kimg, "train.minutes": cfg.train.minutes}.items():
         if value < 0:
             raise ConfigError(f"{key}: must be >= 0, got {value}")
-    if cfg.data.synthetic not in ("toyfaces", "heads", "scenes"):
+    if cfg.data.synthetic not in ("toyfaces", "heads", "heads_hd", "scenes"):
         raise ConfigError(
-            f"data.synthetic: expected toyfaces, heads or scenes, got {cfg.data.synthetic!r}"
+            "data.synthetic: expected toyfaces, heads, heads_hd or scenes, "
+            f"got {cfg.data.synthetic!r}"
         )
     if cfg.data.cameras not in ("orbit", "frontal"):
         raise ConfigError(f"data.cameras: expected orbit or frontal, got {cfg.data.cameras!r}")
@@ -390,8 +395,10 @@ def validate_config(cfg: Config) -> None:
         )
     if not 0.0 <= cfg.link.view_yaw_deg <= 180.0:
         raise ConfigError(f"link.view_yaw_deg: expected 0-180 degrees, got {cfg.link.view_yaw_deg}")
-    if cfg.link.adam not in ("shared", "own"):
-        raise ConfigError(f"link.adam: expected 'shared' or 'own', got {cfg.link.adam!r}")
+    if cfg.link.adam not in ("shared", "own", "precond"):
+        raise ConfigError(
+            f"link.adam: expected 'shared', 'own' or 'precond', got {cfg.link.adam!r}"
+        )
     if not cfg.link.lr_gain > 0:
         raise ConfigError(f"link.lr_gain: expected a number > 0, got {cfg.link.lr_gain!r}")
     if not cfg.link.lr_gain_end >= 0:

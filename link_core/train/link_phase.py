@@ -93,8 +93,9 @@ class LinkPhase:
 
     @property
     def own_adam(self) -> bool:
-        """Whether the phase steps an Adam of its own (``link.adam: own``) instead of G's."""
-        return self.on and self.cfg.adam == "own"
+        """Whether the phase steps an optimizer of its own (``link.adam: own`` or
+        ``precond``) instead of G's Adam."""
+        return self.on and self.cfg.adam in ("own", "precond")
 
     @property
     def lr_gain(self) -> float:

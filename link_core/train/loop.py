@@ -46,7 +46,7 @@ from link_core.train.distributed import (
     rows,
 )
 from link_core.train.link_phase import LinkPhase
-from link_core.train.optim import lazy_ratio, make_adam
+from link_core.train.optim import PreconditionedSGD, lazy_ratio, make_adam
 from link_core.train.phases import GRegularizer, Phases
 from link_core.train.run_state import RunState
 from link_core.train.stats import StatsLog, progress_postfix
@@ -149,11 +149,16 @@ class Trainer(Phases, RunState):
         self.opt_G = make_adam(G.parameters(), tc.lr_g, betas, lazy_ratio(g_intervals), fused)
         # link.adam: own — the link phase steps a second Adam (its moments see only link
         # gradients), so a strong link no longer shrinks the main steps through G's RMS.
-        self.opt_link = (
-            make_adam(G.parameters(), tc.lr_g * self.link.lr_gain, betas, 1.0, fused)
-            if self.link.own_adam
-            else None
-        )
+        # link.adam: precond — plain steps divided by G's Adam's RMS (PreconditionedSGD).
+        self.opt_link: torch.optim.Optimizer | None = None
+        if self.link.own_adam and cfg.link.adam == "precond":
+            self.opt_link = PreconditionedSGD(
+                G.parameters(), self.opt_G, tc.lr_g * self.link.lr_gain
+            )
+        elif self.link.own_adam:
+            self.opt_link = make_adam(
+                G.parameters(), tc.lr_g * self.link.lr_gain, betas, 1.0, fused
+            )
         self.opt_D = make_adam(D.parameters(), tc.lr_d, betas, lazy_ratio([lc.r1_interval]), fused)
         self.pl_mean = torch.zeros((), device=self.device)
         self.step = 0

@@ -25,6 +25,7 @@ from link_core.train.config import Config
 from link_core.train.distributed import DistInfo, all_true, average_gradients
 from link_core.train.gan_losses import g_nonsaturating_loss, path_length_penalty, r1_penalty
 from link_core.train.link_phase import LinkPhase
+from link_core.train.optim import PreconditionedSGD
 from link_core.train.stats import StatsLog
 from link_core.weights import checkpoint as ckpt
 
@@ -211,6 +212,9 @@ class Phases:
                 self._optimize_pair(self.opt_link, self.opt_G, steps, stats)
             else:
                 self._optimize(self.opt_link, link, stats)
+            if isinstance(self.opt_link, PreconditionedSGD):
+                stats.add("Link/step_rms", self.opt_link.last_rms)
+                stats.add("Link/step_clipped", self.opt_link.last_clipped)
         if self._other_regs_due():
             self._optimize(self.opt_G, self._other_reg_losses(stats), stats)
 

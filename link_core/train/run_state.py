@@ -115,7 +115,7 @@ class RunState:
         for name, opt in self._optimizers().items():
             # Moments come from the checkpoint; lr and betas from this run's config, so a
             # resume with `--set train.lr_g=...` takes effect.
-            hyper = [{k: g[k] for k in ("lr", "betas")} for g in opt.param_groups]
+            hyper = [{k: g[k] for k in ("lr", "betas") if k in g} for g in opt.param_groups]
             try:
                 ckpt.load_optimizer(opt, name, tensors, meta)
             except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:

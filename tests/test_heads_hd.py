@@ -74,3 +74,7 @@ def test_contact_sheet_and_synth_sheet_option(tmp_path, capsys):
     assert main([*args, "--sheet", str(png), "--no-progress"]) == 2  # never overwrites
     assert "--sheet" in capsys.readouterr().err and png.read_bytes() == before
     assert not out.exists()  # refused before writing anything
+    capsys.readouterr()
+    jpg = tmp_path / "sheet.jpg"
+    assert main([*args, "--sheet", str(jpg), "--no-progress"]) == 2  # a PNG only
+    assert "--sheet" in capsys.readouterr().err and not jpg.exists() and not out.exists()

@@ -27,6 +27,7 @@ from typing import Any
 from link_core.metrics import compare_to_unlinked
 from linkgan import api
 from linkgan.model import Model
+from linkgan.part_quality import ATTRIBUTE_KINDS
 
 
 def _parse_variant(text: str) -> tuple[str, list[str] | str]:
@@ -44,11 +45,7 @@ def _measure(model: Model, num_fid: int, repeats: int, num_link: int) -> dict[st
     row["protocol"] = quality["protocol"]["summary"]
     row["link_mse"] = model.measure(["link_mse"], num=num_link, progress=False)["link_mse"]
     row["diversity"] = model.measure(["diversity"], num=256, progress=False)["diversity"]
-    if not model.config.data.path and model.config.data.synthetic in (
-        "heads",
-        "heads_hd",
-        "toyfaces",
-    ):
+    if not model.config.data.path and model.config.data.synthetic in ATTRIBUTE_KINDS:
         row["attributes"] = model.measure(["attributes"], num=1024, progress=False)["attributes"]
     return row
 

@@ -68,10 +68,11 @@ def train_segmenter(
         raise UserError(f"--steps: must be >= 1, got {steps}")
     if data.startswith("synthetic:"):
         kind = data.split(":", 1)[1]
-        if kind not in ("heads", "heads_hd", "scenes", "toyfaces"):
-            raise UserError(
-                f"--data: unknown synthetic set {kind!r} (heads, heads_hd, scenes, toyfaces)"
-            )
+        from link_core.synth import KINDS
+
+        known = ("toyfaces", *KINDS)
+        if kind not in known:
+            raise UserError(f"--data: unknown synthetic set {kind!r} ({', '.join(known)})")
         dataset = open_dataset("", resolution or 32, synthetic=kind, num_images=1024)
     else:
         if not Path(data).exists():

@@ -231,8 +231,10 @@ def run_demo(
 def _quality_metrics(cfg: Any, fid: bool) -> list[str]:
     """Per-part quality for every demo; attributes on the built-in synthetic sets; FID / KID
     (the data set's Inception statistics take minutes the first time) with ``--baseline``."""
+    from linkgan.part_quality import ATTRIBUTE_KINDS
+
     names = ["diversity"]
-    if not cfg.data.path and cfg.data.synthetic in ("heads", "heads_hd", "toyfaces"):
+    if not cfg.data.path and cfg.data.synthetic in ATTRIBUTE_KINDS:
         names.append("attributes")
     return [*names, "fid", "kid"] if fid else names
 

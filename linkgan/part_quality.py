@@ -54,10 +54,15 @@ ATTRIBUTE_VERSION = 1
 """Bumped when the classifier's recipe changes (a new cache entry)."""
 
 
+ATTRIBUTE_KINDS: tuple[str, ...] = (*HEAD_KINDS, "toyfaces")
+"""The built-in synthetic sets whose items record their attributes (and whose data the
+diversity and attribute checks can render)."""
+
+
 def _attribute_kind(cfg: Config) -> str:
     """``heads``, ``heads_hd`` or ``toyfaces``: the built-in sets whose items record their
     attributes."""
-    if cfg.data.path or cfg.data.synthetic not in (*HEAD_KINDS, "toyfaces"):
+    if cfg.data.path or cfg.data.synthetic not in ATTRIBUTE_KINDS:
         data = cfg.data.path or f"synthetic {cfg.data.synthetic}"
         raise UserError(
             f"attributes: need the built-in synthetic heads or toy faces (data.synthetic), "
@@ -105,7 +110,7 @@ def part_diversity(
         _accumulate(moments, G.synthesis(ws, c, noise_mode="const"), c, links)
     result: dict[str, Any] = {"model": _diversities(moments), "data": None}
     kind = None if cfg is None or cfg.data.path else cfg.data.synthetic
-    if kind in (*HEAD_KINDS, "toyfaces"):
+    if kind in ATTRIBUTE_KINDS:
         data: dict[str, dict[str, RegionMoments]] = {}
         for start in range(0, num, batch):
             n = min(batch, num - start)

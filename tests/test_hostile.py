@@ -247,6 +247,12 @@ def _gen(t: Path, ckpt: Path | str, *more: str) -> Case:
     return Case(["generate", "--ckpt", str(ckpt), "--seeds", "0", "--out", str(out), *more], [])
 
 
+def _gen_weights(t: Path, weights: Path, *names: str) -> Case:
+    """``generate`` from a doctored weights file: the error names the file (and ``names``),
+    and no output folder is left."""
+    return _with(_gen(t, weights), str(weights), *names, absent=[t / "gen"])
+
+
 def _yaml(t: Path, text: str) -> Path:
     path = t / "preset.yaml"
     path.write_text(text, encoding="utf-8")
@@ -591,45 +597,26 @@ def _cases(t: Path, run: Path) -> dict[str, Callable[[], Case]]:
             ["--w", str(t / "w.npy")],
             absent=[t / "e", t / "marker"],
         ),
-        "safetensors_wrong_shape": lambda: _with(
-            _gen(t, _edited_weights(run, t / "w.safetensors", _reshape_first)),
-            str(t / "w.safetensors"),
-            "shape",
-            absent=[t / "gen"],
+        "safetensors_wrong_shape": lambda: _gen_weights(
+            t, _edited_weights(run, t / "w.safetensors", _reshape_first), "shape"
         ),
-        "safetensors_wrong_dtype": lambda: _with(
-            _gen(t, _edited_weights(run, t / "w.safetensors", _int_first)),
-            str(t / "w.safetensors"),
-            "int32",
-            absent=[t / "gen"],
+        "safetensors_wrong_dtype": lambda: _gen_weights(
+            t, _edited_weights(run, t / "w.safetensors", _int_first), "int32"
         ),
-        "safetensors_nan_weights": lambda: _with(
-            _gen(t, _edited_weights(run, t / "w.safetensors", _nan_first)),
-            str(t / "w.safetensors"),
-            "NaN",
-            absent=[t / "gen"],
+        "safetensors_nan_weights": lambda: _gen_weights(
+            t, _edited_weights(run, t / "w.safetensors", _nan_first), "NaN"
         ),
-        "safetensors_header_too_large": lambda: _with(
-            _gen(t, _write(t / "w.safetensors", struct.pack("<Q", 1 << 60) + b"{}")),
-            str(t / "w.safetensors"),
-            absent=[t / "gen"],
+        "safetensors_header_too_large": lambda: _gen_weights(
+            t, _write(t / "w.safetensors", struct.pack("<Q", 1 << 60) + b"{}")
         ),
-        "safetensors_truncated": lambda: _with(
-            _gen(t, _write(t / "w.safetensors", ckpt_file.read_bytes()[:-1000])),
-            str(t / "w.safetensors"),
-            absent=[t / "gen"],
+        "safetensors_truncated": lambda: _gen_weights(
+            t, _write(t / "w.safetensors", ckpt_file.read_bytes()[:-1000])
         ),
-        "metadata_unexpected_field": lambda: _with(
-            _gen(t, _edited_weights(run, t / "w.safetensors", _extra_config_key)),
-            str(t / "w.safetensors"),
-            "model.evil",
-            absent=[t / "gen"],
+        "metadata_unexpected_field": lambda: _gen_weights(
+            t, _edited_weights(run, t / "w.safetensors", _extra_config_key), "model.evil"
         ),
-        "metadata_deep_json": lambda: _with(
-            _gen(t, _edited_weights(run, t / "w.safetensors", _deep_config)),
-            str(t / "w.safetensors"),
-            "metadata",
-            absent=[t / "gen"],
+        "metadata_deep_json": lambda: _gen_weights(
+            t, _edited_weights(run, t / "w.safetensors", _deep_config), "metadata"
         ),
         "resume_counters_malformed": lambda: _resume_case(
             t, run, lambda meta: meta.update(counters="lots"), "counters"

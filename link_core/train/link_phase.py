@@ -92,7 +92,7 @@ class LinkPhase:
         return self.cfg.interval
 
     @property
-    def own_adam(self) -> bool:
+    def own_optimizer(self) -> bool:
         """Whether the phase steps an optimizer of its own (``link.adam: own`` or
         ``precond``) instead of G's Adam."""
         return self.on and self.cfg.adam in ("own", "precond")
@@ -112,7 +112,7 @@ class LinkPhase:
     @property
     def adv_on_g(self) -> bool:
         """G's Adam (not the link Adam) steps the adversarial loss on the perturbed renders."""
-        return self.own_adam and self.feeds_d and self.cfg.adv_adam == "g"
+        return self.own_optimizer and self.feeds_d and self.cfg.adv_adam == "g"
 
     @property
     def batch_shrink(self) -> int:
@@ -131,7 +131,7 @@ class LinkPhase:
 
     def shared_intervals(self) -> list[int]:
         """The phase's interval when it shares G's Adam (for the lazy-regularization rescale)."""
-        return [self.cfg.interval] if self.on and not self.own_adam else []
+        return [self.cfg.interval] if self.on and not self.own_optimizer else []
 
     def start_from_base(self, nets: Sequence[Generator]) -> None:
         """A fine-tune from trained weights (``train.init``): scale the linked axes' say in

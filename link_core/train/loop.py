@@ -151,14 +151,11 @@ class Trainer(Phases, RunState):
         # gradients), so a strong link no longer shrinks the main steps through G's RMS.
         # link.adam: precond — plain steps divided by G's Adam's RMS (PreconditionedSGD).
         self.opt_link: torch.optim.Optimizer | None = None
-        if self.link.own_adam and cfg.link.adam == "precond":
-            self.opt_link = PreconditionedSGD(
-                G.parameters(), self.opt_G, tc.lr_g * self.link.lr_gain
-            )
-        elif self.link.own_adam:
-            self.opt_link = make_adam(
-                G.parameters(), tc.lr_g * self.link.lr_gain, betas, 1.0, fused
-            )
+        link_lr = tc.lr_g * self.link.lr_gain
+        if self.link.own_optimizer and cfg.link.adam == "precond":
+            self.opt_link = PreconditionedSGD(G.parameters(), self.opt_G, link_lr)
+        elif self.link.own_optimizer:
+            self.opt_link = make_adam(G.parameters(), link_lr, betas, 1.0, fused)
         self.opt_D = make_adam(D.parameters(), tc.lr_d, betas, lazy_ratio([lc.r1_interval]), fused)
         self.pl_mean = torch.zeros((), device=self.device)
         self.step = 0

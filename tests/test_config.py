@@ -166,18 +166,19 @@ def _assets():
     return [(f, ckpt.read_file(f, prefixes=())[1]["config"]) for f in files]
 
 
-def test_shipped_models_load_after_link_perturb_went():
-    """``link.perturb`` was removed: a stored config that holds it (as the models published
-    before did: its default ``gaussian``) still loads, every shipped model's config loads,
-    and a stored ``resample`` is refused with a pointer."""
+def test_shipped_models_load_with_or_without_link_perturb():
+    """Models published while ``link.perturb`` was a removed key stored it as its default
+    ``gaussian`` or not at all: both load to the same model, and a value that is neither
+    mode is refused."""
     for f, stored in _assets():
         old = {**stored, "link": {**stored["link"], "perturb": "gaussian"}}
         for data in (stored, old):
-            assert (
-                config_from_dict(data).model == config_from_dict({"model": stored["model"]}).model
-            ), f
-    with pytest.raises(ConfigError, match="'link.perturb' was removed .* docs/results.md"):
-        config_from_dict({"link": {"perturb": "resample"}})
+            cfg = config_from_dict(data)
+            assert cfg.model == config_from_dict({"model": stored["model"]}).model, f
+            assert cfg.link.perturb == "gaussian", f
+    assert config_from_dict({"link": {"perturb": "resample"}}).link.perturb == "resample"
+    with pytest.raises(ConfigError, match="link.perturb: expected 'gaussian' or 'resample'"):
+        config_from_dict({"link": {"perturb": "swap"}})
 
 
 def test_docs_configs_md_is_generated_from_the_field_docs():
@@ -224,7 +225,7 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
         (["model.resolution=48", "data.resolution=48"], "not a power of two"),
         (["data.resolution=64"], "differs from model.resolution"),
         (["train.kimg=-1"], "train.kimg: must be >= 0"),
-        (["link.perturb=swap"], "'link.perturb' was removed"),
+        (["link.perturb=swap"], "link.perturb: expected 'gaussian' or 'resample'"),
         (["link.adam=separate"], "link.adam: expected 'shared', 'own' or 'precond'"),
         (["link.lr_gain=0"], "link.lr_gain: expected a number > 0"),
         (["link.lr_gain_end=-1"], "link.lr_gain_end: expected a number >= 0"),

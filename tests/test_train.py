@@ -149,6 +149,31 @@ def test_precond_link_phase_trains_logs_its_step_and_resumes(tmp_path, tiny_over
     assert ckpt.list_checkpoints(run)[-1].name != ckpt.list_checkpoints(run)[0].name
 
 
+def test_resample_link_phase_moves_partitions_to_mapped_ws(tmp_path, tiny_overrides, monkeypatch):
+    """link.perturb: resample — the link phase hands the loss other instances' w from the
+    mapping (x₁ then takes the link's axes from them, x₂ the rest); gaussian hands none."""
+    from link_core.train.link_phase import LinkPhase
+
+    seen: list[torch.Tensor | None] = []
+    step = LinkPhase.step
+
+    def spy(self, G, synthesis, disc, ws, c, sources=None):
+        seen.append(None if sources is None else sources.detach().clone())
+        if sources is not None:
+            assert sources.shape == ws.shape and not torch.equal(sources, ws)
+        return step(self, G, synthesis, disc, ws, c, sources)
+
+    monkeypatch.setattr(LinkPhase, "step", spy)
+    for mode in ("gaussian", "resample"):
+        seen.clear()
+        sets = [f"link.perturb={mode}", "train.kimg=0.016"]
+        api.train(tmp_path / mode, None, [*tiny_overrides, *sets], progress=False)
+        assert seen, mode  # the link phase ran
+        assert all((s is None) == (mode == "gaussian") for s in seen), mode
+        rows = [json.loads(r) for r in (tmp_path / mode / "stats.jsonl").read_text().splitlines()]
+        assert [r for r in rows if "Loss/link/total" in r], mode
+
+
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, tiny_overrides):
     straight = tmp_path / "straight"
     api.train(straight, None, [*tiny_overrides, "train.kimg=0.064"], progress=False)

@@ -108,7 +108,15 @@ class LinkConfig:
     """Links ``{name, axes: [start, stop] | [i, j, ...], region: {box | boxes | mask}, weight}``
     (``weight``: optional factor on that link's loss terms, default 1)."""
     alpha: float = 1.0
-    """Perturbation strength α in ``w + α·p``, ``p ~ N(0, I)`` (paper §3.2)."""
+    """Perturbation strength α in ``w + α·p``, ``p ~ N(0, I)`` (paper §3.2); with ``perturb:
+    resample``, how far towards the other instance's axes (1: all the way)."""
+    perturb: str = "gaussian"
+    """How the link phase moves a partition of w. ``gaussian``: the paper's ``w + α·p``,
+    ``p ~ N(0, I)``, which leaves the mapping's range (its axes spread about 0.8, so the
+    complement's perturbation moves 56 axes 1.6× their spread) and D is shown those renders
+    as fakes. ``resample``: take the moved axes from another instance's w (a fresh z through
+    the mapping), as edits and ``metrics.mode`` do, so every perturbed w has the marginals of
+    the ones the model draws."""
     lambda_in: float = 1.0
     """λ₁: weight of L_i, the change inside the region when the complement is perturbed."""
     lambda_out: float = 1.0
@@ -395,6 +403,10 @@ def validate_config(cfg: Config) -> None:
         )
     if not 0.0 <= cfg.link.view_yaw_deg <= 180.0:
         raise ConfigError(f"link.view_yaw_deg: expected 0-180 degrees, got {cfg.link.view_yaw_deg}")
+    if cfg.link.perturb not in ("gaussian", "resample"):
+        raise ConfigError(
+            f"link.perturb: expected 'gaussian' or 'resample', got {cfg.link.perturb!r}"
+        )
     if cfg.link.adam not in ("shared", "own", "precond"):
         raise ConfigError(
             f"link.adam: expected 'shared', 'own' or 'precond', got {cfg.link.adam!r}"

@@ -268,9 +268,7 @@ class Removed:
     doc: str = "docs/results.md"
 
 
-MIGRATIONS: tuple[Moved | Removed, ...] = (
-    Removed("link.perturb", "gaussian", "its 'resample' variant was measured and dropped"),
-)
+MIGRATIONS: tuple[Moved | Removed, ...] = ()
 """Applied in order by :func:`migrate_config_dict` (so a chain of moves works)."""
 
 

@@ -123,6 +123,11 @@ class LinkPhase:
         return self.on and self.cfg.feed_d
 
     @property
+    def resamples(self) -> bool:
+        """The phase moves partitions of w to other instances' (``link.perturb: resample``)."""
+        return self.on and self.cfg.perturb == "resample"
+
+    @property
     def alpha(self) -> float:
         return self.cfg.alpha
 
@@ -167,10 +172,13 @@ class LinkPhase:
         disc: DiscFn,
         ws: torch.Tensor,
         c: torch.Tensor,
+        sources: torch.Tensor | None = None,
     ) -> LinkStep:
         """The link loss of one micro-batch (eqs. 3–6 times the interval: lazy
         regularization), its volumetric term, and with ``feed_d`` G's adversarial loss on the
-        perturbed renders. ``synthesis`` is G's (maybe compiled) synthesis, ``disc`` D."""
+        perturbed renders. ``synthesis`` is G's (maybe compiled) synthesis, ``disc`` D.
+        ``sources``: other instances' w, ``[B, num_ws, w_dim]`` like ``ws``, to resample
+        from (``link.perturb: resample``); None: ``w + α·p``."""
         lc = self.cfg
         res = link_loss(
             lambda w, cc: synthesis(w, cc, noise_mode="const"),
@@ -183,6 +191,7 @@ class LinkPhase:
             maps=lc.maps,
             map_scales=G.map_scales,
             form=lc.form,
+            sources=sources,
             margin=lc.margin,
         )
         total = res.total * lc.interval
@@ -200,6 +209,7 @@ class LinkPhase:
                 lambda_out=lc.lambda_out,
                 form=lc.form,
                 around=lc.volume_around,
+                sources=sources,
                 margin=lc.margin,
             )
             total = total + vol * lc.volume_weight * lc.interval

@@ -227,10 +227,13 @@ class Phases:
         c = self.link.cameras(c, self._sample_labels)
         self._seed(2, local=True)
         fakes: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
+        # link.perturb: resample — the partitions move to another instance's w (drawn
+        # after z, so the gaussian mode's random stream is unchanged)
+        z_other = torch.randn_like(z) if self.link.resamples else None
         for rows_, share in self._micro(z.shape[0]):
-            step = self.link.step(
-                self.G, self.synthesis, self.disc, self._mapping(z[rows_], c[rows_]), c[rows_]
-            )
+            ws = self._mapping(z[rows_], c[rows_])
+            sources = None if z_other is None else self._mapping(z_other[rows_], c[rows_])
+            step = self.link.step(self.G, self.synthesis, self.disc, ws, c[rows_], sources)
             for name, value in step.terms.items():
                 stats.add(f"Loss/{name}", value)
             if step.fakes is not None:

@@ -111,12 +111,9 @@ class LinkConfig:
     """Perturbation strength α in ``w + α·p``, ``p ~ N(0, I)`` (paper §3.2); with ``perturb:
     resample``, how far towards the other instance's axes (1: all the way)."""
     perturb: str = "gaussian"
-    """How the link phase moves a partition of w. ``gaussian``: the paper's ``w + α·p``,
-    ``p ~ N(0, I)``, which leaves the mapping's range (its axes spread about 0.8, so the
-    complement's perturbation moves 56 axes 1.6× their spread) and D is shown those renders
-    as fakes. ``resample``: take the moved axes from another instance's w (a fresh z through
-    the mapping), as edits and ``metrics.mode`` do, so every perturbed w has the marginals of
-    the ones the model draws."""
+    """How the link phase moves a partition of w: ``gaussian``, the paper's ``w + α·p``,
+    ``p ~ N(0, I)`` (out of the mapping's range, and D sees those renders); ``resample``, to
+    another instance's mapped w, as edits and ``metrics.mode`` do (docs/results.md)."""
     lambda_in: float = 1.0
     """λ₁: weight of L_i, the change inside the region when the complement is perturbed."""
     lambda_out: float = 1.0

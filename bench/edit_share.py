@@ -16,7 +16,9 @@ near 0.01 before half of the change is its own.
 link, the RMS change in RGB and depth over the grids' resamples, the region outlined.
 
 A model without links in its config (a base) is measured with the config's links
-(``--config-links``: every model is). About a minute per model on 2 cores.
+(``--config-links``: every model is). About a minute per model on 2 cores. For 3-D models
+the JSON also splits the share by view (front: within 60° of yaw of the front, side: 60-120°,
+back: beyond), with the number of views that saw the part in each.
 """
 
 from __future__ import annotations
@@ -33,11 +35,13 @@ from link_core.link import change_share, resize_mask
 from link_core.metrics import link_mse
 from link_core.train.config import load_config
 from linkgan import api
+from linkgan.report import views_text
 from render.frames import labelled_grid
 from render.grids import link_resamples
 from render.heatmap import colorize, outline, upscale
 
 KEYS = ("edit_share", "region_area", "out_over_in", "edit_in", "edit_out")
+VIEW_KEYS = ("edit_share_by_view", "seen_by_view")  # 3-D models: the share per view range
 
 
 @torch.no_grad()
@@ -128,14 +132,17 @@ def main() -> None:
         )
         result["models"][spec] = {
             "link_mse": {
-                n: {m: {k: v[k] for k in KEYS} for m, v in maps.items()} for n, maps in mse.items()
+                n: {m: {k: v[k] for k in (*KEYS, *VIEW_KEYS) if k in v} for m, v in maps.items()}
+                for n, maps in mse.items()
             },
             "grids": grids,
         }
         print(spec)
         for n, maps in mse.items():
             cells = "  ".join(
-                f"{m} {v['edit_share']:.3f} (area {v['region_area']:.3f})" for m, v in maps.items()
+                f"{m} {v['edit_share']:.3f} (area {v['region_area']:.3f}"
+                + (f"; front / side / back {views_text(v)})" if VIEW_KEYS[0] in v else ")")
+                for m, v in maps.items()
             )
             grid = result["models"][spec]["grids"][n]["mean"]
             front = " / ".join(f"{v:.3f}" for v in grid.values())

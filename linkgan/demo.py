@@ -64,7 +64,7 @@ def run_demo(
     """
     from link_core.link import Box3DRegion
     from link_core.metrics import compare_to_unlinked
-    from linkgan.report import LinkSection, write_report, write_web_mesh
+    from linkgan.report import LinkSection, views_text, write_report, write_web_mesh
 
     out = Path(out)
     for old in (out / "run", out / "run_unlinked"):
@@ -214,6 +214,7 @@ def run_demo(
                 f"  {name} {map_name}: edit_in {m['edit_in']:.4f}  edit_out {m['edit_out']:.4f}"
                 f"  out/in {m['out_over_in']:.3f}  rest_in {m['rest_in']:.4f}"
                 f"  change inside {m['edit_share']:.1%}"
+                + (f" (front / side / back {views_text(m)})" if "edit_share_by_view" in m else "")
             )
     if baseline:
         _log("against the unlinked baseline (out/in unlinked ÷ linked; edit_in linked ÷ unlinked):")

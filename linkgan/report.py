@@ -69,6 +69,14 @@ code { background: #f5f5f5; padding: 1px 4px; }
 """
 
 
+def views_text(m: dict[str, Any]) -> str:
+    """``edit_share_by_view`` as "front / side / back" (– where no view saw the part)."""
+    views = m.get("edit_share_by_view")
+    if not views:
+        return "–"
+    return " / ".join("–" if v is None else f"{v:.3f}" for v in views.values())
+
+
 def _metrics_table(metrics: dict[str, Any]) -> str:
     rows = []
     for link, maps in metrics.get("link_mse", {}).items():
@@ -86,6 +94,7 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
                         f"{m['rest_in']:.4f}",
                         f"{m['rest_out']:.4f}",
                         f"{m['edit_share']:.3f}" if "edit_share" in m else "–",
+                        views_text(m),
                     )
                 )
                 + "</tr>"
@@ -101,6 +110,7 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
             "rest_in",
             "rest_out",
             "edit's change inside",
+            "inside: front / side / back",
         )
     )
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"

@@ -84,6 +84,12 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
     ratio = metrics["vs_unlinked"]["out_over_in_ratio_off_vs_on"]["top"]
     off, on = metrics["unlinked"]["link_mse"]["top"], metrics["link_mse"]["top"]
     assert ratio["depth"] == pytest.approx(off["depth"]["out_over_in"] / on["depth"]["out_over_in"])
+    # Where the change inside falls short: the share per view range, which splits the mean.
+    views, seen = on["image"]["edit_share_by_view"], on["image"]["seen_by_view"]
+    assert set(views) == {"front", "side", "back"} and sum(seen.values()) > 0
+    assert on["image"]["edit_share"] == pytest.approx(
+        sum(v * seen[k] for k, v in views.items() if v is not None) / sum(seen.values())
+    )
     assert len(list((demo_out / "edits").glob("edit_seed*_top.png"))) == 3
     for name in ("top_turntable.mp4", "top_control.mp4"):
         assert read_video(demo_out / "videos" / name).shape[0] == 8
@@ -100,6 +106,7 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
         assert len(run["fid_runs"]) == 2 and run["fid_std"] >= 0 and "kid_mean" in run
     assert metrics["diversity"]["data"]["top"]["image"] > 0
     html = (demo_out / "index.html").read_text()
+    assert "inside: front / side / back" in html
     assert "Linked vs the same fine-tuning without the link (0.016 kimg)" in html
     assert "Quality, overall and per part" in html and "hair: hat" in html
     # The post-hoc editors beside the link (the tiny run starts from scratch: on itself).

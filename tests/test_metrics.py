@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
+from link_core.data.cameras import CameraSpec, camera_label_yaw_pitch, sample_poses
 from link_core.interface import GeneratorDefaults
 from link_core.link import BoxRegion, build_links, swap_axes
 from link_core.metrics import compare_to_unlinked, cross_leak, link_mse
@@ -171,3 +174,36 @@ def test_measure_gives_link_mse_fid_and_the_protocol_in_one_result(tmp_path, mon
     shifted = model.measure(["fid"], num=9, progress=False, fake_seed=100)
     assert shifted["protocol"]["fake_latents"] == "seeds 100..108, truncation 1, noise const"
     assert shifted["fid"] != result["fid"]
+
+
+class ViewLeakG(AnalyticG):
+    """A "3-D" AnalyticG on orbit cameras that leaks w[0] outside only when seen from behind
+    (|yaw| > 120°): the edit's share inside is 1 from the front and the side, < 1 behind."""
+
+    is_3d, c_dim = True, 25
+    camera = CameraSpec()
+
+    def sample_cameras(self, n, generator=None):
+        return sample_poses(n, "orbit", self.camera, generator=generator)
+
+    def synthesis(self, ws, c=None, noise_mode="const"):
+        yaw, _ = camera_label_yaw_pitch(c, self.camera.pivot)
+        behind = (yaw.abs() > math.radians(120)).float()
+        w = ws[:, 0]
+        inside = torch.tanh(w[:, :2].sum(1))[:, None, None, None]
+        outside = torch.tanh(w[:, 2:].sum(1) + self.leak * behind * w[:, 0])
+        img = inside * self.mask + outside[:, None, None, None] * (1 - self.mask)
+        return {"image": img.expand(-1, 3, -1, -1)}
+
+
+def test_edit_share_by_view_finds_a_leak_seen_only_from_behind():
+    m = link_mse(ViewLeakG(1.0), LINKS, num=48, batch=7)["link_mse"]["box"]["image"]
+    views, seen = m["edit_share_by_view"], m["seen_by_view"]
+    assert views["front"] == pytest.approx(1.0, abs=1e-6)
+    assert views["side"] == pytest.approx(1.0, abs=1e-6)
+    assert views["back"] < 0.95
+    assert sum(seen.values()) == 48 and min(seen.values()) > 0  # every camera in one view
+    overall = sum(views[v] * seen[v] for v in views) / 48
+    assert m["edit_share"] == pytest.approx(overall, rel=1e-6)  # the views split the mean
+    flat = link_mse(AnalyticG(1.0), LINKS, num=8)["link_mse"]["box"]["image"]
+    assert "edit_share_by_view" not in flat  # a 2-D generator's labels are not cameras

@@ -14,6 +14,11 @@ For each link, over N fixed seeds, with images in [0, 1]:
   region_area        : the region's mean share of the image: a ``box3d`` region is where
                        the surface lies in its box, so a model can also "link" by moving the
                        part's surface out of the box, which this exposes.
+  edit_share_by_view : 3-D generators only: edit_share over the samples whose camera lies
+                       within 60° of yaw of the front, 60-120° (side) and beyond (back),
+                       with ``seen_by_view`` their counts. From behind a face's part is a
+                       sliver at the silhouette, and a faint change over the back of the
+                       head (which no front-facing link camera sees) outweighs it.
 MSE is the mean squared change per masked pixel and channel (``link.masked_mse``), averaged
 over samples.
 
@@ -26,6 +31,7 @@ from typing import Any
 
 import torch
 
+from link_core.data.cameras import camera_label_yaw_pitch
 from link_core.interface import eval_cameras, seeds_to_z
 from link_core.link import Link, change_share, masked_mse, resize_mask, swap_axes
 from link_core.metrics.diversity import RegionMoments
@@ -43,6 +49,19 @@ ACCUMULATED = (
     "share_count",
 )
 """Sums :func:`link_mse` keeps per link and map (``share_*`` become ``edit_share``)."""
+VIEWS = (("front", 0.0, 60.0), ("side", 60.0, 120.0), ("back", 120.0, 180.01))
+"""(name, from, to): |yaw| ranges in degrees about the front (+z) for ``edit_share_by_view``;
+front is the link phase's camera range in the 3-D presets (``link.view_yaw_deg``)."""
+
+
+def view_bins(G: torch.nn.Module, c: torch.Tensor) -> dict[str, torch.Tensor] | None:
+    """``{view: [B] bool}`` for the cameras ``c [B, c_dim]`` of a 3-D generator (its camera
+    spec's pivot); None for a 2-D one, whose labels are not cameras."""
+    if not getattr(G, "is_3d", False):
+        return None
+    yaw, _ = camera_label_yaw_pitch(c.float(), G.camera.pivot)
+    deg = yaw.abs().rad2deg()
+    return {name: (deg >= lo) & (deg < hi) for name, lo, hi in VIEWS}
 
 
 def default_maps(outputs: Mapping[str, torch.Tensor]) -> dict[str, MapFn]:
@@ -114,6 +133,7 @@ def link_mse(
         base = G.synthesis(ws, c, noise_mode="const")
         if maps is None:
             maps = default_maps(base)
+        views = view_bins(G, c)
         for lk in links:
             am = lk.axis_mask(G.w_dim, device)
             edit = G.synthesis(swap_axes(ws, other, am), c, noise_mode="const")
@@ -130,16 +150,31 @@ def link_mse(
                 acc["rest_out"] += float(masked_mse(xr, x, 1 - m).sum())
                 acc["region_area"] += float(m.mean((1, 2, 3)).sum())
                 seen = m.sum(dim=(1, 2, 3)) > 0.5  # edit_share: samples that see the region
-                acc["share_sum"] += float(change_share(xe, x, m)[seen].sum())
+                share = change_share(xe, x, m)
+                acc["share_sum"] += float(share[seen].sum())
                 acc["share_count"] += float(seen.sum())
+                for view, in_view in (views or {}).items():
+                    acc[f"share_sum/{view}"] = acc.get(f"share_sum/{view}", 0.0) + float(
+                        share[seen & in_view].sum()
+                    )
+                    acc[f"share_count/{view}"] = acc.get(f"share_count/{view}", 0.0) + float(
+                        (seen & in_view).sum()
+                    )
     result = {
-        name: {m: {k: v / num for k, v in acc.items()} for m, acc in per_map.items()}
-        for name, per_map in sums.items()
+        name: {m: {k: v / num for k, v in acc.items() if "/" not in k} for m, acc in maps.items()}
+        for name, maps in sums.items()
     }
     for name, per_map in result.items():
         for map_name, acc in per_map.items():
             acc["out_over_in"] = acc["edit_out"] / max(acc["edit_in"], 1e-12)
             acc["edit_share"] = acc.pop("share_sum") / max(acc.pop("share_count"), 1e-12)
+            by_view = sums[name][map_name]
+            if "share_sum/front" in by_view:  # None where no sample of that view saw the part
+                counts = {v: by_view[f"share_count/{v}"] for v, _, _ in VIEWS}
+                acc["edit_share_by_view"] = {
+                    v: by_view[f"share_sum/{v}"] / n if n else None for v, n in counts.items()
+                }
+                acc["seen_by_view"] = {v: int(n) for v, n in counts.items()}
             acc["region_var"] = moments[f"{name}/{map_name}"].diversity()
     settings = {
         "num": num,

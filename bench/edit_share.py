@@ -40,7 +40,7 @@ from render.frames import labelled_grid
 from render.grids import link_resamples
 from render.heatmap import colorize, outline, upscale
 
-KEYS = ("edit_share", "region_area", "out_over_in", "edit_in", "edit_out")
+KEYS = ("edit_share", "edit_share_pooled", "region_area", "out_over_in", "edit_in", "edit_out")
 VIEW_KEYS = ("edit_share_by_view", "seen_by_view")  # 3-D models: the share per view range
 
 
@@ -140,7 +140,8 @@ def main() -> None:
         print(spec)
         for n, maps in mse.items():
             cells = "  ".join(
-                f"{m} {v['edit_share']:.3f} (area {v['region_area']:.3f}"
+                f"{m} {v['edit_share']:.3f} (pooled {v['edit_share_pooled']:.3f},"
+                f" area {v['region_area']:.3f}"
                 + (f"; front / side / back {views_text(v)})" if VIEW_KEYS[0] in v else ")")
                 for m, v in maps.items()
             )

@@ -94,6 +94,7 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
                         f"{m['rest_in']:.4f}",
                         f"{m['rest_out']:.4f}",
                         f"{m['edit_share']:.3f}" if "edit_share" in m else "–",
+                        f"{m['edit_share_pooled']:.3f}" if "edit_share_pooled" in m else "–",
                         views_text(m),
                     )
                 )
@@ -110,6 +111,7 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
             "rest_in",
             "rest_out",
             "edit's change inside",
+            "inside, pooled",
             "inside: front / side / back",
         )
     )

@@ -87,6 +87,7 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
     # Where the change inside falls short: the share per view range, which splits the mean.
     views, seen = on["image"]["edit_share_by_view"], on["image"]["seen_by_view"]
     assert set(views) == {"front", "side", "back"} and sum(seen.values()) > 0
+    assert 0 <= on["image"]["edit_share_pooled"] <= 1
     assert on["image"]["edit_share"] == pytest.approx(
         sum(v * seen[k] for k, v in views.items() if v is not None) / sum(seen.values())
     )
@@ -106,7 +107,7 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
         assert len(run["fid_runs"]) == 2 and run["fid_std"] >= 0 and "kid_mean" in run
     assert metrics["diversity"]["data"]["top"]["image"] > 0
     html = (demo_out / "index.html").read_text()
-    assert "inside: front / side / back" in html
+    assert "inside: front / side / back" in html and "inside, pooled" in html
     assert "Linked vs the same fine-tuning without the link (0.016 kimg)" in html
     assert "Quality, overall and per part" in html and "hair: hat" in html
     # The post-hoc editors beside the link (the tiny run starts from scratch: on itself).

@@ -49,6 +49,7 @@ def test_perfect_link_has_no_leak(mode):
     assert m["edit_in"] > 0.01 and m["rest_out"] > 0.01
     assert m["region_var"] > 0.01  # the region is diverse across seeds
     assert m["edit_share"] == pytest.approx(1.0, abs=1e-6)  # all of the edit's change inside
+    assert m["edit_share_pooled"] == pytest.approx(1.0, abs=1e-6)
     assert m["region_area"] == pytest.approx(0.25)  # the box is a quarter of the image
 
 
@@ -69,10 +70,9 @@ def test_leaky_generator_is_measured():
     assert m["edit_out"] > 0.01 and m["rest_in"] == pytest.approx(0.0, abs=1e-12)
     # The box is a quarter of the image: the edit's change summed inside vs everywhere.
     assert 0.05 < m["edit_share"] < 0.95
-    assert (
-        m["edit_share"]
-        < link_mse(AnalyticG(0.2), LINKS, num=16)["link_mse"]["box"]["image"]["edit_share"]
-    )
+    less_leaky = link_mse(AnalyticG(0.2), LINKS, num=16)["link_mse"]["box"]["image"]
+    assert m["edit_share"] < less_leaky["edit_share"]
+    assert 0.05 < m["edit_share_pooled"] < less_leaky["edit_share_pooled"] < 1
     assert result["settings"] == {
         "num": 16,
         "seed": 1000,

@@ -64,9 +64,18 @@ def change_share(
     in [0, 1]; 0 where nothing changed. ``fixed_total``: the whole change is a constant to
     the gradient (detached), which then only moves the masked change.
     """
+    inside, total = change_sums(perturbed, original, mask)
+    total = total + eps
+    return inside / (total.detach() if fixed_total else total)
+
+
+def change_sums(
+    perturbed: torch.Tensor, original: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(inside [B], total [B])``: a perturbation's squared change summed over pixels and
+    channels inside ``mask`` and everywhere (:func:`change_share` is their ratio)."""
     sq = (perturbed - original).square().sum(dim=1, keepdim=True)
-    total = sq.sum(dim=(1, 2, 3)) + eps
-    return (sq * mask).sum(dim=(1, 2, 3)) / (total.detach() if fixed_total else total)
+    return (sq * mask).sum(dim=(1, 2, 3)), sq.sum(dim=(1, 2, 3))
 
 
 def leak_fraction(

@@ -14,6 +14,10 @@ For each link, over N fixed seeds, with images in [0, 1]:
   region_area        : the region's mean share of the image: a ``box3d`` region is where
                        the surface lies in its box, so a model can also "link" by moving the
                        part's surface out of the box, which this exposes.
+  edit_share_pooled  : the summed change inside over the summed change, pooled over those
+                       samples (a ratio of sums): weighs each view by how much its edit
+                       changes, where edit_share counts a view whose edit barely changes
+                       anything as much as one that changes the part.
   edit_share_by_view : 3-D generators only: edit_share over the samples whose camera lies
                        within 60° of yaw of the front, 60-120° (side) and beyond (back),
                        with ``seen_by_view`` their counts. From behind a face's part is a
@@ -33,7 +37,7 @@ import torch
 
 from link_core.data.cameras import camera_label_yaw_pitch
 from link_core.interface import eval_cameras, seeds_to_z
-from link_core.link import Link, change_share, masked_mse, resize_mask, swap_axes
+from link_core.link import Link, change_sums, masked_mse, resize_mask, swap_axes
 from link_core.metrics.diversity import RegionMoments
 
 MapFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
@@ -47,8 +51,11 @@ ACCUMULATED = (
     "region_area",
     "share_sum",
     "share_count",
+    "pooled_in",
+    "pooled_total",
 )
-"""Sums :func:`link_mse` keeps per link and map (``share_*`` become ``edit_share``)."""
+"""Sums :func:`link_mse` keeps per link and map (``share_*`` become ``edit_share``,
+``pooled_*`` ``edit_share_pooled``)."""
 VIEWS = (("front", 0.0, 60.0), ("side", 60.0, 120.0), ("back", 120.0, 180.01))
 """(name, from, to): |yaw| ranges in degrees about the front (+z) for ``edit_share_by_view``;
 front is the link phase's camera range in the 3-D presets (``link.view_yaw_deg``)."""
@@ -150,9 +157,12 @@ def link_mse(
                 acc["rest_out"] += float(masked_mse(xr, x, 1 - m).sum())
                 acc["region_area"] += float(m.mean((1, 2, 3)).sum())
                 seen = m.sum(dim=(1, 2, 3)) > 0.5  # edit_share: samples that see the region
-                share = change_share(xe, x, m)
+                inside, total = change_sums(xe, x, m)
+                share = inside / (total + 1e-8)  # change_share, from the same sums
                 acc["share_sum"] += float(share[seen].sum())
                 acc["share_count"] += float(seen.sum())
+                acc["pooled_in"] += float(inside[seen].sum())
+                acc["pooled_total"] += float(total[seen].sum())
                 for view, in_view in (views or {}).items():
                     acc[f"share_sum/{view}"] = acc.get(f"share_sum/{view}", 0.0) + float(
                         share[seen & in_view].sum()
@@ -168,6 +178,7 @@ def link_mse(
         for map_name, acc in per_map.items():
             acc["out_over_in"] = acc["edit_out"] / max(acc["edit_in"], 1e-12)
             acc["edit_share"] = acc.pop("share_sum") / max(acc.pop("share_count"), 1e-12)
+            acc["edit_share_pooled"] = acc.pop("pooled_in") / max(acc.pop("pooled_total"), 1e-12)
             by_view = sums[name][map_name]
             if "share_sum/front" in by_view:  # None where no sample of that view saw the part
                 counts = {v: by_view[f"share_count/{v}"] for v, _, _ in VIEWS}

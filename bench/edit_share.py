@@ -41,7 +41,8 @@ from render.grids import link_resamples
 from render.heatmap import colorize, outline, upscale
 
 KEYS = ("edit_share", "edit_share_pooled", "region_area", "out_over_in", "edit_in", "edit_out")
-VIEW_KEYS = ("edit_share_by_view", "seen_by_view")  # 3-D models: the share per view range
+# 3-D models: the share per view range, how many views saw the part, their mean change
+VIEW_KEYS = ("edit_share_by_view", "seen_by_view", "change_by_view")
 
 
 @torch.no_grad()

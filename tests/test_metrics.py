@@ -202,6 +202,8 @@ def test_edit_share_by_view_finds_a_leak_seen_only_from_behind():
     assert views["front"] == pytest.approx(1.0, abs=1e-6)
     assert views["side"] == pytest.approx(1.0, abs=1e-6)
     assert views["back"] < 0.95
+    change = m["change_by_view"]  # the leak adds change outside only from behind
+    assert change["back"] > change["front"] > 0 and set(change) == set(views)
     assert sum(seen.values()) == 48 and min(seen.values()) > 0  # every camera in one view
     overall = sum(views[v] * seen[v] for v in views) / 48
     assert m["edit_share"] == pytest.approx(overall, rel=1e-6)  # the views split the mean

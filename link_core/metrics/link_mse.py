@@ -20,9 +20,11 @@ For each link, over N fixed seeds, with images in [0, 1]:
                        anything as much as one that changes the part.
   edit_share_by_view : 3-D generators only: edit_share over the samples whose camera lies
                        within 60° of yaw of the front, 60-120° (side) and beyond (back),
-                       with ``seen_by_view`` their counts. From behind a face's part is a
-                       sliver at the silhouette, and a faint change over the back of the
-                       head (which no front-facing link camera sees) outweighs it.
+                       with ``seen_by_view`` their counts and ``change_by_view`` the
+                       edit's mean summed squared change per view there. From behind a
+                       face's part is a sliver at the silhouette, and a faint change over
+                       the back of the head (no front-facing link camera sees it) outweighs
+                       it.
 MSE is the mean squared change per masked pixel and channel (``link.masked_mse``), averaged
 over samples.
 
@@ -170,6 +172,9 @@ def link_mse(
                     acc[f"share_count/{view}"] = acc.get(f"share_count/{view}", 0.0) + float(
                         (seen & in_view).sum()
                     )
+                    acc[f"total/{view}"] = acc.get(f"total/{view}", 0.0) + float(
+                        total[seen & in_view].sum()
+                    )
     result = {
         name: {m: {k: v / num for k, v in acc.items() if "/" not in k} for m, acc in maps.items()}
         for name, maps in sums.items()
@@ -186,6 +191,9 @@ def link_mse(
                     v: by_view[f"share_sum/{v}"] / n if n else None for v, n in counts.items()
                 }
                 acc["seen_by_view"] = {v: int(n) for v, n in counts.items()}
+                acc["change_by_view"] = {
+                    v: by_view[f"total/{v}"] / n if n else None for v, n in counts.items()
+                }
             acc["region_var"] = moments[f"{name}/{map_name}"].diversity()
     settings = {
         "num": num,

@@ -117,7 +117,9 @@ def test_train_resume_edit_metrics_3d(trained_3d, tmp_path, capsys):
     assert set(per_map) == {"image", "depth"}
     for m in ("image", "depth"):
         assert {"edit_in", "edit_out", "rest_in", "rest_out", "out_over_in"} <= set(per_map[m])
-        assert all(np.isfinite(v) for v in per_map[m].values())
+        numbers = [v for v in per_map[m].values() if not isinstance(v, dict)]
+        assert numbers and all(np.isfinite(v) for v in numbers)
+        assert set(per_map[m]["edit_share_by_view"]) == {"front", "side", "back"}
     assert result["settings"]["depth"] == "world units"
 
     assert (

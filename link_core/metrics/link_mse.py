@@ -176,8 +176,8 @@ def link_mse(
                         total[seen & in_view].sum()
                     )
     result = {
-        name: {m: {k: v / num for k, v in acc.items() if "/" not in k} for m, acc in maps.items()}
-        for name, maps in sums.items()
+        name: {m: {k: v / num for k, v in acc.items() if "/" not in k} for m, acc in per.items()}
+        for name, per in sums.items()
     }
     for name, per_map in result.items():
         for map_name, acc in per_map.items():

@@ -48,11 +48,16 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return (sq * mask).sum(dim=(1, 2, 3)) / mass.clamp(min=1e-8)
 
 
+SHARE_EPS = 1e-8
+"""Added to the whole change in :func:`change_share` (and link_mse's share from the same
+sums), so an edit that changes nothing has share 0."""
+
+
 def change_share(
     perturbed: torch.Tensor,
     original: torch.Tensor,
     mask: torch.Tensor,
-    eps: float = 1e-8,
+    eps: float = SHARE_EPS,
     fixed_total: bool = False,
 ) -> torch.Tensor:
     """The share of a perturbation's whole squared change that lies inside ``mask``, per sample.

@@ -40,6 +40,7 @@ import torch
 from link_core.data.cameras import camera_label_yaw_pitch
 from link_core.interface import eval_cameras, seeds_to_z
 from link_core.link import Link, change_sums, masked_mse, resize_mask, swap_axes
+from link_core.link.loss import SHARE_EPS
 from link_core.metrics.diversity import RegionMoments
 
 MapFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
@@ -160,7 +161,7 @@ def link_mse(
                 acc["region_area"] += float(m.mean((1, 2, 3)).sum())
                 seen = m.sum(dim=(1, 2, 3)) > 0.5  # edit_share: samples that see the region
                 inside, total = change_sums(xe, x, m)
-                share = inside / (total + 1e-8)  # change_share, from the same sums
+                share = inside / (total + SHARE_EPS)  # change_share, from the same sums
                 acc["share_sum"] += float(share[seen].sum())
                 acc["share_count"] += float(seen.sum())
                 acc["pooled_in"] += float(inside[seen].sum())

@@ -167,15 +167,9 @@ def link_mse(
                 acc["pooled_in"] += float(inside[seen].sum())
                 acc["pooled_total"] += float(total[seen].sum())
                 for view, in_view in (views or {}).items():
-                    acc[f"share_sum/{view}"] = acc.get(f"share_sum/{view}", 0.0) + float(
-                        share[seen & in_view].sum()
-                    )
-                    acc[f"share_count/{view}"] = acc.get(f"share_count/{view}", 0.0) + float(
-                        (seen & in_view).sum()
-                    )
-                    acc[f"total/{view}"] = acc.get(f"total/{view}", 0.0) + float(
-                        total[seen & in_view].sum()
-                    )
+                    keep = seen & in_view
+                    for key, v in (("share_sum", share), ("share_count", keep), ("total", total)):
+                        acc[f"{key}/{view}"] = acc.get(f"{key}/{view}", 0.0) + float(v[keep].sum())
     result = {
         name: {m: {k: v / num for k, v in acc.items() if "/" not in k} for m, acc in per.items()}
         for name, per in sums.items()

@@ -27,7 +27,7 @@ from linkgan import api
 from linkgan.viewer import create_app, parse_state
 from render.video import read_video
 
-MODEL = "base:heads_3d_links"  # quickstart_3d fine-tuned 9 kimg: eyes, nose, mouth linked
+MODEL = "base:heads_3d_links"  # quickstart_3d fine-tuned 13.5 kimg: eyes, nose, mouth linked
 
 
 def _free_port() -> int:

@@ -197,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         default="link_mse",
         help="comma-separated: link_mse, fid, kid, diversity (each part's variance across "
-        "samples, model and data), attributes (hat, hair, nose, skin frequencies; synthetic heads)",
+        "samples, model and data), attributes (hat, hair, nose, skin frequencies; synthetic "
+        "heads), shapes (3-D: meshes of --num seeds, default 8: extent, volume, watertight, "
+        "pieces)",
     )
     a(
         "--num",

@@ -1,7 +1,8 @@
 """Measuring a loaded model: ``link_mse`` (masked MSE inside / outside each link's region),
 FID / KID the paper's way (bundled Inception-v3, offline; the whole data set's statistics,
-cached; the protocol stated in the result; ``repeats`` for their noise), and per part
-``diversity`` and ``attributes`` (:mod:`linkgan.part_quality`)."""
+cached; the protocol stated in the result; ``repeats`` for their noise), per part
+``diversity`` and ``attributes`` (:mod:`linkgan.part_quality`), and for 3-D models
+``shapes``: statistics of exported meshes (:func:`linkgan.quality.shape_quality`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from linkgan.build import open_data
 if TYPE_CHECKING:
     from linkgan.model import Model
 
-METRICS = ("link_mse", "fid", "kid", "diversity", "attributes")
+METRICS = ("link_mse", "fid", "kid", "diversity", "attributes", "shapes")
 FID_NUM = 1000
 """Fakes for FID/KID when ``num`` is not given: modest for a CPU (the paper's is 50000)."""
 
@@ -45,7 +46,9 @@ def measure(
     ``repeats`` > 1: as many disjoint sets of fakes, reported as mean ± std), ``diversity``
     (``num`` seeds, default 256: :func:`~linkgan.part_quality.part_diversity`) and
     ``attributes`` (``num`` fakes, default 1024:
-    :func:`~linkgan.part_quality.attribute_check`)."""
+    :func:`~linkgan.part_quality.attribute_check`) and ``shapes`` (3-D: meshes of ``num``
+    seeds at 96³, default 8: extent, volume, watertight share and connected pieces, the
+    figures a published card holds)."""
     if num is not None and num < 1:
         raise UserError("--num: must be >= 1")
     if repeats < 1:
@@ -60,6 +63,8 @@ def measure(
     per_link = [m for m in metrics if m in ("link_mse", "diversity")]
     if per_link and not model.links:  # before any metric runs
         raise UserError(f"{model.spec}: the model's config has no links to measure ({per_link[0]})")
+    if "shapes" in metrics and not model.is_3d:
+        raise UserError(f"--metrics shapes: {model.spec} is a 2-D model (no meshes to export)")
     result: dict[str, Any] = {"checkpoint": str(model.source)}
     if "link_mse" in metrics:
         result.update(
@@ -90,6 +95,10 @@ def measure(
             result["diversity"] = part_diversity(G, model.links, cfg, num=num or 256)
         if "attributes" in metrics:
             result["attributes"] = attribute_check(G, cfg, num or 1024, progress=progress)
+    if "shapes" in metrics:
+        from linkgan.quality import shape_quality
+
+        result["shapes"] = shape_quality(G, num=num or 8, data=cfg.data)
     if out is not None:
         ckpt.write_json(out, result)
     return result

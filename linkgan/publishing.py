@@ -75,8 +75,7 @@ def publish(
                 G, cfg, ["fid", "kid"], fid_num, progress
             )
         if G.is_3d:
-            kind = cfg.data.synthetic if not cfg.data.path else None
-            card["quality"]["shapes"] = shape_quality(G, kind=kind, data_seed=cfg.data.seed)
+            card["quality"]["shapes"] = shape_quality(G, data=cfg.data)
     out_dir = Path(out_dir) if out_dir is not None else build.ASSETS
     weights = ckpt.save_base_weights(out_dir / f"{name}.safetensors", G, D, meta["config"], card)
     card["file_mb"] = round(weights.stat().st_size / 2**20, 2)

@@ -10,6 +10,7 @@ import torch
 
 from link_core.interface import seeds_to_z, view_cameras
 from link_core.metrics import sliced_wasserstein
+from link_core.train.config import DataConfig
 
 
 def _real_images(dataset: Any, start: int, num: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,11 +52,12 @@ def _extent(vertices: np.ndarray) -> list[float]:
 
 @torch.no_grad()
 def shape_quality(
-    G: torch.nn.Module, num: int = 8, grid: int = 96, kind: str | None = None, data_seed: int = 0
+    G: torch.nn.Module, num: int = 8, grid: int = 96, data: DataConfig | None = None
 ) -> dict:
     """Statistics of coloured meshes exported from ``num`` seeds (marching cubes at EG3D's
     level): bounding-box extent (x, y, z, world units), volume, watertight fraction and
-    connected pieces; with ``kind`` the synthetic generator's extent for comparison."""
+    connected pieces; with ``data`` a built-in synthetic set, that set's extent over its
+    first ``num`` items for comparison."""
     import trimesh
 
     from export import extract_mesh
@@ -83,9 +85,9 @@ def shape_quality(
         "watertight": round(float(np.mean(tight)), 3),
         "pieces": round(float(np.mean(pieces)), 2),
     }
-    if kind is not None:
+    if data is not None and not data.path:
         from link_core.synth import item_mesh
 
-        data = [_extent(item_mesh(kind, data_seed, i)[0]) for i in range(num)]
-        out["data_extent_xyz"] = [round(float(x), 3) for x in np.mean(data, 0)]
+        items = [_extent(item_mesh(data.synthetic, data.seed, i)[0]) for i in range(num)]
+        out["data_extent_xyz"] = [round(float(x), 3) for x in np.mean(items, 0)]
     return out

@@ -131,3 +131,20 @@ def test_init_axes_scale_quiets_only_the_linked_axes(published, tmp_path, monkey
         start, now = base[key].float(), tensors["G" + key[5:]]
         assert torch.allclose(now[:, :4], 0.1 * start[:, :4], atol=1e-6)
         assert torch.equal(now[:, 4:], start[:, 4:])
+
+
+def test_metrics_shapes_gives_the_cards_mesh_figures_and_refuses_2d(tmp_path, capsys):
+    out = tmp_path / "shapes.json"
+    args = ["metrics", "--ckpt", "base:heads_3d", "--metrics", "shapes", "--num", "2"]
+    assert main([*args, "--no-progress", "--out", str(out)]) == 0
+    shapes = json.loads(out.read_text())["shapes"]
+    assert shapes["meshes"] == 2 and shapes["grid"] == 96
+    assert shapes["pieces"] >= 1 and 0 <= shapes["watertight"] <= 1
+    # a head is about 0.6-0.75 wide, tall and deep in world units, as the synthetic data's
+    assert all(0.4 < e < 1.0 for e in shapes["extent_xyz"])
+    assert len(shapes["data_extent_xyz"]) == 3
+    capsys.readouterr()
+    flat = ["metrics", "--ckpt", "base:toyfaces_2d", "--metrics", "shapes", "--out", str(out)]
+    assert main(flat) == 2
+    assert "--metrics shapes: base:toyfaces_2d is a 2-D model" in capsys.readouterr().err
+    assert json.loads(out.read_text())["shapes"]["meshes"] == 2  # the earlier output is kept

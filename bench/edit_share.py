@@ -153,7 +153,7 @@ def main() -> None:
     for spec in args.weights:
         G, cfg = api.load_generator(spec)
         if args.yaw is not None and not G.is_3d:
-            raise SystemExit(f"--yaw: {spec} is a 2-D model (no cameras to turn)")
+            parser.error(f"--yaw: {spec} is a 2-D model (no cameras to turn)")
         links = fallback if args.config_links else (api.model_links(cfg) or fallback)
         mse = link_mse(G, links, num=args.num, seed=cfg.metrics.seed)["link_mse"]
         grids, change_maps[spec] = grid_shares(

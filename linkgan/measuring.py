@@ -44,7 +44,7 @@ def measure(
     ``FID_NUM``, against the statistics of the whole data set, or of a random ``real_num``
     of its images; see :func:`inception_metrics`, whose ``protocol`` the result carries;
     ``repeats`` > 1: as many disjoint sets of fakes, reported as mean ± std), ``diversity``
-    (``num`` seeds, default 256: :func:`~linkgan.part_quality.part_diversity`) and
+    (``num`` seeds, default 256: :func:`~linkgan.part_quality.part_diversity`),
     ``attributes`` (``num`` fakes, default 1024:
     :func:`~linkgan.part_quality.attribute_check`) and ``shapes`` (3-D: meshes of ``num``
     seeds at 96³, default 8: extent, volume, watertight share and connected pieces, the

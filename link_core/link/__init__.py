@@ -12,6 +12,7 @@ from link_core.link.loss import (
     masked_mse,
     perturb_ws,
     perturbed_ws,
+    share_of_sums,
     swap_axes,
 )
 from link_core.link.regions import (
@@ -47,6 +48,7 @@ __all__ = [
     "perturb_ws",
     "perturbed_ws",
     "resize_mask",
+    "share_of_sums",
     "swap_axes",
     "volume_link_loss",
     "volume_points",

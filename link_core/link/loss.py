@@ -49,8 +49,8 @@ def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> torch.Te
 
 
 SHARE_EPS = 1e-8
-"""Added to the whole change in :func:`change_share` (and link_mse's share from the same
-sums), so an edit that changes nothing has share 0."""
+"""Added to the whole change in :func:`share_of_sums`, so an edit that changes nothing has
+share 0."""
 
 
 def change_share(
@@ -69,7 +69,14 @@ def change_share(
     in [0, 1]; 0 where nothing changed. ``fixed_total``: the whole change is a constant to
     the gradient (detached), which then only moves the masked change.
     """
-    inside, total = change_sums(perturbed, original, mask)
+    return share_of_sums(*change_sums(perturbed, original, mask), eps, fixed_total)
+
+
+def share_of_sums(
+    inside: torch.Tensor, total: torch.Tensor, eps: float = SHARE_EPS, fixed_total: bool = False
+) -> torch.Tensor:
+    """``inside / (total + eps)`` from :func:`change_sums` (``[B]`` each): the share
+    :func:`change_share` returns, for callers that also need the sums themselves."""
     total = total + eps
     return inside / (total.detach() if fixed_total else total)
 

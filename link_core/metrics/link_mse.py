@@ -39,8 +39,14 @@ import torch
 
 from link_core.data.cameras import camera_label_yaw_pitch
 from link_core.interface import eval_cameras, seeds_to_z
-from link_core.link import Link, change_sums, masked_mse, resize_mask, swap_axes
-from link_core.link.loss import SHARE_EPS
+from link_core.link import (
+    Link,
+    change_sums,
+    masked_mse,
+    resize_mask,
+    share_of_sums,
+    swap_axes,
+)
 from link_core.metrics.diversity import RegionMoments
 
 MapFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]
@@ -161,7 +167,7 @@ def link_mse(
                 acc["region_area"] += float(m.mean((1, 2, 3)).sum())
                 seen = m.sum(dim=(1, 2, 3)) > 0.5  # edit_share: samples that see the region
                 inside, total = change_sums(xe, x, m)
-                share = inside / (total + SHARE_EPS)  # change_share, from the same sums
+                share = share_of_sums(inside, total)  # change_share, keeping the sums
                 acc["share_sum"] += float(share[seen].sum())
                 acc["share_count"] += float(seen.sum())
                 acc["pooled_in"] += float(inside[seen].sum())

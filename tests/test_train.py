@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from link_core.errors import UserError
-from link_core.train.optim import PreconditionedSGD, lazy_ratio
+from link_core.train.optim import PreconditionedSGD, cooldown_scale, lazy_ratio
 from link_core.weights import checkpoint as ckpt
 from linkgan import api
 
@@ -22,6 +22,32 @@ def test_lazy_ratio_matches_stylegan2():
     assert lazy_ratio([16]) == pytest.approx(16 / 17)
     assert lazy_ratio([8, 4]) == pytest.approx(4 / 5)  # reg phase every 4 steps
     assert lazy_ratio([]) == 1.0
+
+
+def test_cooldown_scale_falls_linearly_over_the_last_share():
+    assert cooldown_scale(0.9, 0.0) == 1.0  # off
+    assert cooldown_scale(0.5, 0.25) == 1.0  # before the cooldown
+    assert cooldown_scale(0.875, 0.25) == pytest.approx(0.5)
+    assert cooldown_scale(1.0, 0.25) == 0.0
+    assert cooldown_scale(0.0, 1.0) == 1.0
+
+
+def test_lr_cooldown_lowers_every_rate_to_the_end(tmp_path, tiny_overrides):
+    sets = ["train.kimg=0.032", "train.lr_cooldown=0.5", "train.log_every_steps=1"]
+    api.train(tmp_path / "run", None, [*tiny_overrides, *sets], progress=False)
+    rows = [
+        json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()
+    ]
+    scales = [r["Schedule/lr_scale"] for r in rows if "Schedule/lr_scale" in r]
+    # 8 steps, each logged: 1 for the first half, then (1 - step/8) / 0.5
+    assert scales[-4:] == pytest.approx([1, 0.75, 0.5, 0.25])
+    assert set(scales[:-4]) == {1.0}
+    _, meta = ckpt.read_file(ckpt.list_checkpoints(tmp_path / "run")[-1])
+    lr_d = meta["opt_D"]["param_groups"][0]["lr"]  # the last step's, lazy rescale included
+    assert lr_d == pytest.approx(0.25 * 0.0025 * 16 / 17, rel=1e-3)  # lr_d 0.0025, R1 every 16
+    with pytest.raises(UserError, match="train.lr_cooldown"):
+        api.train(tmp_path / "bad", None, [*tiny_overrides, "train.lr_cooldown=2"], progress=False)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_run_writes_its_files_and_logs_every_term(tmp_path, tiny_overrides):

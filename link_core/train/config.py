@@ -218,6 +218,11 @@ class TrainConfig:
     """Generator learning rate (Adam)."""
     lr_d: float = 0.0025
     """Discriminator learning rate (Adam)."""
+    lr_cooldown: float = 0.0
+    """The last share of the budget (0-1) over which G's, D's and the link phase's learning
+    rates fall linearly to 0 (0: constant rates). Lowers the weights' step-to-step noise at
+    the end the way a longer EMA does, without averaging in weights from before the links
+    formed."""
     beta1: float = 0.0
     """Adam β₁ of both networks (StyleGAN2: 0)."""
     beta2: float = 0.99
@@ -387,6 +392,10 @@ def validate_config(cfg: Config) -> None:
     for key, value in {"train.kimg": cfg.train.kimg, "train.minutes": cfg.train.minutes}.items():
         if value < 0:
             raise ConfigError(f"{key}: must be >= 0, got {value}")
+    if not 0.0 <= cfg.train.lr_cooldown <= 1.0:
+        raise ConfigError(
+            f"train.lr_cooldown: expected a share from 0 to 1, got {cfg.train.lr_cooldown}"
+        )
     if cfg.data.synthetic not in ("toyfaces", "heads", "heads_hd", "scenes"):
         raise ConfigError(
             "data.synthetic: expected toyfaces, heads, heads_hd or scenes, "

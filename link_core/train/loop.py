@@ -46,7 +46,7 @@ from link_core.train.distributed import (
     rows,
 )
 from link_core.train.link_phase import LinkPhase
-from link_core.train.optim import PreconditionedSGD, lazy_ratio, make_adam
+from link_core.train.optim import PreconditionedSGD, cooldown_scale, lazy_ratio, make_adam
 from link_core.train.phases import GRegularizer, Phases
 from link_core.train.run_state import RunState
 from link_core.train.stats import StatsLog, progress_postfix
@@ -157,6 +157,11 @@ class Trainer(Phases, RunState):
         elif self.link.own_optimizer:
             self.opt_link = make_adam(G.parameters(), link_lr, betas, 1.0, fused)
         self.opt_D = make_adam(D.parameters(), tc.lr_d, betas, lazy_ratio([lc.r1_interval]), fused)
+        # train.lr_cooldown scales these (and the link phase's) from the config's rates
+        self.base_lrs = {
+            opt: [g["lr"] for g in opt.param_groups] for opt in (self.opt_G, self.opt_D)
+        }
+        self.lr_scale = 1.0
         self.pl_mean = torch.zeros((), device=self.device)
         self.step = 0
         self.images_seen = 0
@@ -260,6 +265,12 @@ class Trainer(Phases, RunState):
         values = {"Schedule/kimg": kimg}
         for net in (self.G, self.D, self.G_ema):
             values.update({f"Schedule/{k}": v for k, v in net.update_schedule(kimg).items()})
+        if self.cfg.train.lr_cooldown > 0:
+            self.lr_scale = cooldown_scale(self.budget_fraction(), self.cfg.train.lr_cooldown)
+            for opt, lrs in self.base_lrs.items():
+                for group, lr in zip(opt.param_groups, lrs, strict=True):
+                    group["lr"] = lr * self.lr_scale
+            values["Schedule/lr_scale"] = self.lr_scale
         self.schedule_values = values
         return values
 

@@ -23,6 +23,14 @@ def lazy_ratio(intervals: Sequence[int]) -> float:
     return 1.0 / (1.0 + due / period)
 
 
+def cooldown_scale(fraction: float, cooldown: float) -> float:
+    """The learning rates' factor at ``fraction`` (0-1) of the budget with ``train.lr_cooldown``:
+    1 until the last ``cooldown`` share, then linearly down to 0 at the end (1 when 0)."""
+    if cooldown <= 0:
+        return 1.0
+    return min(max((1.0 - fraction) / cooldown, 0.0), 1.0)
+
+
 def make_adam(
     params, lr: float, betas: tuple[float, float], ratio: float, fused: bool = False
 ) -> torch.optim.Adam:

@@ -70,6 +70,7 @@ class Phases:
     pending_fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None
     pending_finite: torch.Tensor | None
     budget_fraction: Callable[[], float]
+    lr_scale: float
 
     def _micro(self, n: int) -> list[tuple[slice, float]]:
         """Micro-batches of ``n`` local samples (``train.batch_gpu``; all at once when 0):
@@ -206,7 +207,7 @@ class Phases:
         if self._link_due():
             gain = self.link.lr_gain_at(self.budget_fraction())
             for group in self.opt_link.param_groups:
-                group["lr"] = self.cfg.train.lr_g * gain
+                group["lr"] = self.cfg.train.lr_g * gain * self.lr_scale
             stats.add("Link/lr_gain", gain)
             if self.link.adv_on_g:  # the perturbed renders' adversarial loss: G's Adam
                 self._optimize_pair(self.opt_link, self.opt_G, steps, stats)

@@ -12,7 +12,8 @@ A variant is ``NAME:KEY=VALUE,KEY=VALUE`` (empty after the colon: the preset as 
 ``shipped=base:heads_3d_links``). Runs go to ``DIR/NAME`` and are kept; a finished run is
 measured, not retrained, and a variant the JSON already holds is kept (``--remeasure``).
 The variant named ``unlinked`` (required) is the reference for locality and diversity.
-``--table`` prints the Markdown table of an existing JSON.
+``--table`` prints the Markdown tables of an existing JSON (the second: the share inside by
+camera view, for 3-D rows measured with it).
 """
 
 from __future__ import annotations
@@ -96,6 +97,46 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def views_table(result: dict[str, Any]) -> str:
+    """The share of each edit's change inside its part by camera view (front / side / back
+    of ``link_mse``'s ``edit_share_by_view``) and pooled over views, one row per variant
+    that has them (RGB / depth per entry); empty when none has."""
+    lines = []
+    for name, row in result["variants"].items():
+        per = row.get("link_mse", {})
+        if not per or not all(
+            "edit_share_by_view" in m for maps in per.values() for m in maps.values()
+        ):
+            continue
+        if not lines:
+            lines += [
+                "| variant (front, side, back, pooled; RGB / depth) | " + " | ".join(per) + " |",
+                "|---|" + "---|" * len(per),
+            ]
+        cells = []
+        for maps in per.values():
+            by_view = [
+                " / ".join(
+                    "–"
+                    if m["edit_share_by_view"][v] is None
+                    else f"{m['edit_share_by_view'][v]:.2f}"
+                    for m in maps.values()
+                )
+                for v in next(iter(maps.values()))["edit_share_by_view"]
+            ]
+            pooled = " / ".join(f"{m['edit_share_pooled']:.2f}" for m in maps.values())
+            cells.append(", ".join([*by_view, pooled]))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _print_tables(result: dict[str, Any]) -> None:
+    print(table(result))
+    views = views_table(result)
+    if views:
+        print("\nChange inside by view:\n" + views)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/quickstart_3d.yaml")
@@ -113,7 +154,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.table:
-        print(table(json.loads(Path(args.table).read_text(encoding="utf-8"))))
+        _print_tables(json.loads(Path(args.table).read_text(encoding="utf-8")))
         return
     variants = dict(_parse_variant(v) for v in args.variant)
     if "unlinked" not in variants:
@@ -145,7 +186,7 @@ def main() -> None:
         if row is not ref:
             row["summary"] = _summary(row, ref)
     out.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    print(table(result))
+    _print_tables(result)
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 Every field is documented where it is declared (``docs/configs.md`` is generated from these
 docs: ``make docs``). Unknown keys are an error that names the key path (``link.lamda_in``),
 so a typo never silently falls back to a default. Reading and writing (YAML presets with
-``extends``, ``--set`` overrides, migration of old keys) is ``link_core.train.config_io``;
-its names are re-exported here.
+``extends``, ``--set`` overrides, migration of old keys) is ``link_core.train.config_io``,
+the value checks ``link_core.train.config_checks``; their names are re-exported here.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ from typing import Any
 import yaml
 
 from link_core.errors import ConfigError
+from link_core.train.config_checks import (  # noqa: F401  (re-exported)
+    COMPILE_MODES,
+    LOSS_FORMS,
+    validate_config,
+)
 from link_core.train.config_io import (  # noqa: F401  (re-exported)
     MIGRATIONS,
     Moved,
@@ -28,10 +33,6 @@ from link_core.train.config_io import (  # noqa: F401  (re-exported)
     migrate_config_dict,
     read_preset,
 )
-from link_core.train.config_limits import check_limits
-
-LOSS_FORMS = ("absolute", "relative", "share", "share_fixed")  # = link_core.link (torch-free copy)
-"""How the link loss measures eqs. 3 and 4 (``link.form``; ``link_core.link.link_loss``)."""
 
 
 @dataclass
@@ -292,9 +293,6 @@ class TrainConfig:
     """EG3D: rays per renderer chunk over the batch (0: automatic)."""
 
 
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
-
-
 @dataclass
 class MetricsConfig:
     """``metrics``: the link_mse measurement (``linkgan metrics`` and during training)."""
@@ -358,102 +356,3 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 def show_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> str:
     """The resolved config as YAML: the text a run writes to its ``config.yaml``."""
     return yaml.safe_dump(config_to_dict(load_config(path, overrides)), sort_keys=False)
-
-
-def _power_of_two(n: int) -> bool:
-    return n > 0 and n & (n - 1) == 0
-
-
-def validate_config(cfg: Config) -> None:
-    """Value checks that do not need a data set or a network (links are checked by link.py)."""
-    check_limits(cfg)
-    if not _power_of_two(cfg.model.resolution) or not 16 <= cfg.model.resolution <= 1024:
-        raise ConfigError(
-            f"model.resolution: {cfg.model.resolution} is not a power of two in 16..1024"
-        )
-    if cfg.data.resolution != cfg.model.resolution:
-        raise ConfigError(
-            f"data.resolution ({cfg.data.resolution}) differs from model.resolution "
-            f"({cfg.model.resolution})"
-        )
-    positive = {
-        "train.batch": cfg.train.batch,
-        "link.interval": cfg.link.interval,
-        "link.batch_shrink": cfg.link.batch_shrink,
-        "loss.r1_interval": cfg.loss.r1_interval,
-        "loss.pl_interval": cfg.loss.pl_interval,
-        "model.w_dim": cfg.model.w_dim,
-        "model.z_dim": cfg.model.z_dim,
-        "metrics.num": cfg.metrics.num,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise ConfigError(f"{key}: must be positive, got {value}")
-    for key, value in {"train.kimg": cfg.train.kimg, "train.minutes": cfg.train.minutes}.items():
-        if value < 0:
-            raise ConfigError(f"{key}: must be >= 0, got {value}")
-    if not 0.0 <= cfg.train.lr_cooldown <= 1.0:
-        raise ConfigError(
-            f"train.lr_cooldown: expected a share from 0 to 1, got {cfg.train.lr_cooldown}"
-        )
-    if cfg.data.synthetic not in ("toyfaces", "heads", "heads_hd", "scenes"):
-        raise ConfigError(
-            "data.synthetic: expected toyfaces, heads, heads_hd or scenes, "
-            f"got {cfg.data.synthetic!r}"
-        )
-    if cfg.data.cameras not in ("orbit", "frontal"):
-        raise ConfigError(f"data.cameras: expected orbit or frontal, got {cfg.data.cameras!r}")
-    if cfg.metrics.mode not in ("resample", "perturb"):
-        raise ConfigError(
-            f"metrics.mode: expected 'resample' or 'perturb', got {cfg.metrics.mode!r}"
-        )
-    if not 0.0 <= cfg.link.view_yaw_deg <= 180.0:
-        raise ConfigError(f"link.view_yaw_deg: expected 0-180 degrees, got {cfg.link.view_yaw_deg}")
-    if cfg.link.perturb not in ("gaussian", "resample"):
-        raise ConfigError(
-            f"link.perturb: expected 'gaussian' or 'resample', got {cfg.link.perturb!r}"
-        )
-    if cfg.link.adam not in ("shared", "own", "precond"):
-        raise ConfigError(
-            f"link.adam: expected 'shared', 'own' or 'precond', got {cfg.link.adam!r}"
-        )
-    if not cfg.link.lr_gain > 0:
-        raise ConfigError(f"link.lr_gain: expected a number > 0, got {cfg.link.lr_gain!r}")
-    if not cfg.link.lr_gain_end >= 0:
-        raise ConfigError(
-            f"link.lr_gain_end: expected a number >= 0 (0: constant), got {cfg.link.lr_gain_end!r}"
-        )
-    if not 0.0 <= cfg.link.margin < 1.0:
-        raise ConfigError(f"link.margin: expected a share in [0, 1), got {cfg.link.margin!r}")
-    if cfg.link.margin > 0 and cfg.link.form == "absolute":
-        raise ConfigError("link.margin: needs a share form (link.form: relative or share)")
-    if cfg.link.adv_adam not in ("link", "g"):
-        raise ConfigError(f"link.adv_adam: expected 'link' or 'g', got {cfg.link.adv_adam!r}")
-    if cfg.link.volume_around < 0 or cfg.link.volume_points < 2:
-        raise ConfigError(
-            "link.volume_around / volume_points: expected a distance >= 0 and at least 2 points,"
-            f" got {cfg.link.volume_around!r} / {cfg.link.volume_points!r}"
-        )
-    if cfg.link.form not in LOSS_FORMS:
-        raise ConfigError(f"link.form: expected one of {LOSS_FORMS}, got {cfg.link.form!r}")
-    if cfg.train.mixed_precision not in ("off", "bf16", "fp16"):
-        raise ConfigError(
-            f"train.mixed_precision: expected off, bf16 or fp16, got {cfg.train.mixed_precision!r}"
-        )
-    if cfg.train.compile not in COMPILE_MODES:
-        raise ConfigError(
-            f"train.compile: expected one of {', '.join(COMPILE_MODES)}, got {cfg.train.compile!r}"
-        )
-    if cfg.train.schedule_start not in ("checkpoint", "zero"):
-        raise ConfigError(
-            f"train.schedule_start: expected checkpoint or zero, got {cfg.train.schedule_start!r}"
-        )
-    if cfg.train.batch_gpu < 0:
-        raise ConfigError(f"train.batch_gpu: must be >= 0, got {cfg.train.batch_gpu}")
-    if cfg.train.ray_chunk < 0:
-        raise ConfigError(f"train.ray_chunk: must be >= 0, got {cfg.train.ray_chunk}")
-    if cfg.train.device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"train.device: expected auto, cpu or cuda, got {cfg.train.device!r}")
-    for name, weight in cfg.link.maps.items():
-        if weight < 0:
-            raise ConfigError(f"link.maps.{name}: weight must be >= 0, got {weight}")

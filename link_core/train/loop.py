@@ -162,6 +162,7 @@ class Trainer(Phases, RunState):
             opt: [g["lr"] for g in opt.param_groups] for opt in (self.opt_G, self.opt_D)
         }
         self.lr_scale = 1.0
+        self.fraction = 0.0  # of the budget, as rank 0 measured it before this step
         self.pl_mean = torch.zeros((), device=self.device)
         self.step = 0
         self.images_seen = 0
@@ -266,7 +267,7 @@ class Trainer(Phases, RunState):
         for net in (self.G, self.D, self.G_ema):
             values.update({f"Schedule/{k}": v for k, v in net.update_schedule(kimg).items()})
         if self.cfg.train.lr_cooldown > 0:
-            self.lr_scale = cooldown_scale(self.budget_fraction(), self.cfg.train.lr_cooldown)
+            self.lr_scale = cooldown_scale(self.fraction, self.cfg.train.lr_cooldown)
             for opt, lrs in self.base_lrs.items():
                 for group, lr in zip(opt.param_groups, lrs, strict=True):
                     group["lr"] = lr * self.lr_scale
@@ -351,6 +352,7 @@ class Trainer(Phases, RunState):
         )
         # The first row: the schedules the first step follows (a fine-tune's continue
         # where its weights left them: train.schedule_start).
+        self.fraction = self.budget_fraction()  # a resumed run's; the same on every rank
         schedules = self.update_schedules()
         stats.write_row(self.images_seen, schedules)
         if self.progress:
@@ -362,16 +364,17 @@ class Trainer(Phases, RunState):
         tick_start, tick_images = time.monotonic(), self.images_seen
         try:
             while True:
-                # Rank 0's clock decides for all (budgets in minutes, timed checkpoints).
-                done, timed_ckpt = from_main(
+                # Rank 0's clock decides for all (budgets in minutes, timed checkpoints, and
+                # what follows the budget: the cooldown, the link gain), so ranks step alike.
+                self.fraction, timed_ckpt = from_main(
                     [
-                        self.budget_fraction() >= 1.0,
+                        self.budget_fraction(),
                         time.monotonic() - last_ckpt >= tc.ckpt_every_minutes * 60,
                     ],
                     self.dist,
                     self.device,
                 )
-                if done:
+                if self.fraction >= 1.0:
                     break
                 t0 = time.monotonic()
                 if self.images_seen / 1000 >= self.next_sample_kimg:

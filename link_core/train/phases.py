@@ -69,7 +69,7 @@ class Phases:
     pl_mean: torch.Tensor
     pending_fakes: tuple[dict[str, torch.Tensor], torch.Tensor] | None
     pending_finite: torch.Tensor | None
-    budget_fraction: Callable[[], float]
+    fraction: float
     lr_scale: float
 
     def _micro(self, n: int) -> list[tuple[slice, float]]:
@@ -205,7 +205,7 @@ class Phases:
             self._optimize(self.opt_G, itertools.chain(link, self._other_reg_losses(stats)), stats)
             return
         if self._link_due():
-            gain = self.link.lr_gain_at(self.budget_fraction())
+            gain = self.link.lr_gain_at(self.fraction)
             for group in self.opt_link.param_groups:
                 group["lr"] = self.cfg.train.lr_g * gain * self.lr_scale
             stats.add("Link/lr_gain", gain)

@@ -97,6 +97,10 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _share(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"  # None: no sample of that view saw it
+
+
 def views_table(result: dict[str, Any]) -> str:
     """The share of each edit's change inside its part by camera view (front / side / back
     of ``link_mse``'s ``edit_share_by_view``) and pooled over views, one row per variant
@@ -114,18 +118,11 @@ def views_table(result: dict[str, Any]) -> str:
                 "|---|" + "---|" * len(per),
             ]
         cells = []
-        for maps in per.values():
-            by_view = [
-                " / ".join(
-                    "–"
-                    if m["edit_share_by_view"][v] is None
-                    else f"{m['edit_share_by_view'][v]:.2f}"
-                    for m in maps.values()
-                )
-                for v in next(iter(maps.values()))["edit_share_by_view"]
-            ]
-            pooled = " / ".join(f"{m['edit_share_pooled']:.2f}" for m in maps.values())
-            cells.append(", ".join([*by_view, pooled]))
+        for maps in per.values():  # one part: {map: link_mse figures}
+            views = next(iter(maps.values()))["edit_share_by_view"]
+            entries = [[m["edit_share_by_view"][v] for m in maps.values()] for v in views]
+            entries.append([m["edit_share_pooled"] for m in maps.values()])
+            cells.append(", ".join(" / ".join(map(_share, e)) for e in entries))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -204,6 +204,35 @@ def test_share_fixed_has_shares_value_but_never_rewards_a_bigger_change_inside()
     assert totals["share"] == pytest.approx(totals["share_fixed"], rel=1e-6)
 
 
+def test_share_pooled_counts_views_that_hide_the_region_and_keeps_their_gradient():
+    """Per sample, a view whose region is empty is skipped and one whose region is a sliver
+    has a share near 1 with almost no gradient; pooled, both add their whole change to the
+    wrong side of one ``Σ wrong / Σ whole`` share and are pushed back."""
+    x = torch.zeros(3, 3, RES, RES)
+    box = BoxRegion((BOX,)).mask(RES, RES)[0]
+    sliver = torch.zeros_like(box)
+    sliver[..., 0, 0] = 1.0  # one pixel of the part in view
+    m = torch.stack([box, sliver, torch.zeros_like(box)])  # front, sliver, wholly hidden
+    gain_back = torch.tensor(0.3, requires_grad=True)
+    edit = torch.stack([box, (1 - sliver) * gain_back, torch.ones_like(box) * gain_back])
+    x1 = x + 0.5 * edit  # the front view changes only the part, the others a tint elsewhere
+    wrong = 1 - m
+    per_sample = leak_fraction(x1, x, wrong, summed=True)
+    pooled = leak_fraction(x1, x, wrong, summed=True, pooled=True)
+    sq = 0.25 * edit.square() * 3  # the squared change summed over the 3 channels
+    assert pooled.item() == pytest.approx(((sq * wrong).sum() / sq.sum()).item(), rel=1e-5)
+    assert 0 < pooled.item() < 1
+    # the hidden view is skipped per sample: the front (0) and the sliver (~1) average
+    assert per_sample.item() == pytest.approx(0.5, abs=1e-3)
+    (g_per,) = torch.autograd.grad(per_sample, gain_back, retain_graph=True)
+    (g_pool,) = torch.autograd.grad(pooled, gain_back)
+    assert g_pool.item() > 100 * abs(g_per.item())  # pooled pulls the tint back
+    G = ToyG(coupling=1.0)
+    ws = torch.randn(4, 3, W_DIM)
+    res = link_loss(_render(G), ws, _links(), form="share_pooled")
+    assert res.total.item() > 0 and "link/part/image/out" in res.terms
+
+
 def test_relative_form_cannot_be_met_by_shrinking_the_generator():
     G = ToyG(coupling=1.0)
     ws = torch.randn(4, 3, W_DIM)

@@ -30,7 +30,7 @@ import torch
 from link_core.link.links import Link
 from link_core.link.regions import Outputs, resize_mask
 
-LOSS_FORMS = ("absolute", "relative", "share", "share_fixed")
+LOSS_FORMS = ("absolute", "relative", "share", "share_fixed", "share_pooled")
 """How the link loss measures eqs. 3 and 4 (``link.form``; :func:`link_loss`)."""
 
 RenderFn = Callable[[torch.Tensor, torch.Tensor | None], Outputs]
@@ -98,6 +98,7 @@ def leak_fraction(
     summed: bool = False,
     fixed_total: bool = False,
     margin: float = 0.0,
+    pooled: bool = False,
 ) -> torch.Tensor:
     """The share of a perturbation's change that lands where it should not, in [0, 1).
 
@@ -113,7 +114,15 @@ def leak_fraction(
     shrinks the wrong side's change and never rewards a bigger change on the right side.
     ``margin``: each sample's share counts only above it (``max(0, share − margin)``), so a
     sample already local enough adds nothing.
+    ``pooled``: one share of the batch's summed change (``Σ_b wrong / Σ_b whole``), every
+    sample counted: a view where the region is out of sight adds its whole change to the
+    wrong side, and that change keeps its gradient however small the region's sliver is (a
+    per-sample share near 1 has almost none). The margin then applies to that one share.
     """
+    if pooled:
+        inside, total = change_sums(perturbed, original, wrong)
+        frac = share_of_sums(inside.sum(), total.sum(), eps, fixed_total)
+        return (frac - margin).clamp(min=0.0) if margin > 0 else frac
     mass = wrong.sum(dim=(1, 2, 3))
     both = ((mass > 0.5) & (mass < wrong[0].numel() - 0.5)).to(perturbed.dtype)
     if summed:
@@ -191,9 +200,13 @@ def in_out_terms(
     fixed = form == "share_fixed"
     # eq. 3, as a share of x₂'s change
     l_in = leak_fraction(x2, x, mask, fixed_total=fixed, margin=margin)
-    # eq. 4, as a share of x₁'s change (per pixel, or summed: ``share``, ``share_fixed``)
+    # eq. 4, as a share of x₁'s change (per pixel, or summed: the ``share`` forms; pooled
+    # over the batch: ``share_pooled``)
     summed = form != "relative"
-    l_out = leak_fraction(x1, x, 1.0 - mask, summed=summed, fixed_total=fixed, margin=margin)
+    pooled = form == "share_pooled"
+    l_out = leak_fraction(
+        x1, x, 1.0 - mask, summed=summed, fixed_total=fixed, margin=margin, pooled=pooled
+    )
     return l_in, l_out
 
 
@@ -258,6 +271,11 @@ def link_loss(
         shrinks the change on the wrong side. ``share`` can also be lowered by making the
         part's own change larger, which fine-tunes do (the parts then vary more than the
         data's: ``linkgan metrics --metrics diversity``).
+        ``share_pooled`` is ``share`` with eq. 4 as one share of the whole batch's summed
+        change (:func:`leak_fraction` ``pooled``): samples whose camera hides the region
+        count too, so an edit that tints the back of a head is pulled back from behind as
+        hard as from the front (per sample, such a view's share sits near 1 and has almost
+        no gradient, or is skipped when the region is wholly out of view).
     sources: ``[B, num_ws, w_dim]``, other instances' w. When given, x₁ and x₂ *resample*
         instead of adding noise: they take their moved axes from ``sources`` (α = 1: the
         whole way, :func:`swap_axes`), so every perturbed w is one the mapping produces, as

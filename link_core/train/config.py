@@ -130,7 +130,9 @@ class LinkConfig:
     ``share``: relative, with eq. 4 as the share of the link's summed change outside its
     region (what the edit grids show; ``link_core.link.link_loss``). ``share_fixed``:
     ``share`` whose gradient only shrinks the change on the wrong side (the whole change
-    detached), so it cannot be met by making the part's own change larger."""
+    detached), so it cannot be met by making the part's own change larger.
+    ``share_pooled``: ``share`` with eq. 4 as one share of the batch's summed change, views
+    that hide the region included (with ``view_yaw_deg: 0`` the link cameras go all round)."""
     margin: float = 0.0
     """With the ``relative`` / ``share`` forms: each sample's share of change on the wrong
     side counts only above this (a hinge, e.g. 0.05), so a link already that local adds no

@@ -12,7 +12,8 @@ from typing import Any
 
 from link_core.errors import ConfigError
 
-LOSS_FORMS = ("absolute", "relative", "share", "share_fixed")  # = link_core.link (torch-free copy)
+# = link_core.link.LOSS_FORMS (a torch-free copy)
+LOSS_FORMS = ("absolute", "relative", "share", "share_fixed", "share_pooled")
 """How the link loss measures eqs. 3 and 4 (``link.form``; ``link_core.link.link_loss``)."""
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 """``train.compile``'s modes."""

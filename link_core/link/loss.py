@@ -120,8 +120,8 @@ def leak_fraction(
     per-sample share near 1 has almost none). The margin then applies to that one share.
     """
     if pooled:
-        inside, total = change_sums(perturbed, original, wrong)
-        frac = share_of_sums(inside.sum(), total.sum(), eps, fixed_total)
+        on_wrong_side, whole = change_sums(perturbed, original, wrong)
+        frac = share_of_sums(on_wrong_side.sum(), whole.sum(), eps, fixed_total)
         return (frac - margin).clamp(min=0.0) if margin > 0 else frac
     mass = wrong.sum(dim=(1, 2, 3))
     both = ((mass > 0.5) & (mass < wrong[0].numel() - 0.5)).to(perturbed.dtype)

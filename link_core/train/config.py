@@ -132,7 +132,9 @@ class LinkConfig:
     ``share`` whose gradient only shrinks the change on the wrong side (the whole change
     detached), so it cannot be met by making the part's own change larger.
     ``share_pooled``: ``share`` with eq. 4 as one share of the batch's summed change, views
-    that hide the region included (with ``view_yaw_deg: 0`` the link cameras go all round)."""
+    that hide the region included (with ``view_yaw_deg: 0`` the link cameras go all round):
+    on the 3-D preset it removed the edits' tint of the back of the head but cost FID and
+    the front views' locality (docs/results.md)."""
     margin: float = 0.0
     """With the ``relative`` / ``share`` forms: each sample's share of change on the wrong
     side counts only above this (a hinge, e.g. 0.05), so a link already that local adds no

@@ -307,3 +307,40 @@ def test_link_phase_views_can_face_the_front(tmp_path):
     assert trainer.link.cameras(c, trainer._sample_labels) is c
     with pytest.raises(ConfigError, match="view_yaw_deg"):
         api.build_trainer(tmp_path / "bad", None, [*overrides, "link.view_yaw_deg=200"])
+
+
+def test_link_phase_extra_views_see_what_the_front_cone_leaves_out(tmp_path):
+    """``link.extra_views``: each link sample is also rendered from cameras beyond
+    ``view_yaw_deg`` (same w, same edits) and eq. 4 pools its views; a form without shares
+    is refused."""
+    import math
+
+    import torch
+
+    from link_core.data.cameras import camera_label_yaw_pitch
+    from link_core.errors import ConfigError
+    from linkgan import api
+
+    overrides = [
+        *HEADS_3D, "data.num_images=32", "link.view_yaw_deg=45", "link.extra_views=2",
+        "link.form=share", "link.volume_weight=0", "train.kimg=0.01",
+    ]  # fmt: skip
+    trainer = api.build_trainer(tmp_path / "run", None, overrides, progress=False)
+    torch.manual_seed(0)
+    c = trainer.link.cameras(trainer._sample_labels(4), trainer._sample_labels)
+    extra = trainer.link.extra_cameras(c, trainer._sample_labels)
+    assert extra.shape == (4, 2, c.shape[-1])
+    yaw = camera_label_yaw_pitch(extra.flatten(0, 1), pivot=(0.0, 0.0, 0.0))[0].abs()
+    assert (yaw > math.radians(45)).all()
+    G = trainer.G
+    ws = G.mapping(torch.randn(4, G.z_dim), c)
+    src = G.mapping(torch.randn(4, G.z_dim), c)
+    step = trainer.link.step(G, trainer.synthesis, trainer.disc, ws, c, src, extra)
+    assert torch.isfinite(step.loss) and step.loss.requires_grad
+    imgs, cams = step.fakes
+    assert imgs["image"].shape[0] == 2 * 4 * 3  # x₁, x₂ of one link, 4 samples x 3 views
+    assert torch.equal(cams[1:3], extra[0].to(cams))  # sample 0's views follow its front view
+    trainer.link.cfg.extra_views = 0
+    assert trainer.link.extra_cameras(c, trainer._sample_labels) is None
+    with pytest.raises(ConfigError, match="extra_views"):
+        api.build_trainer(tmp_path / "bad", None, [*overrides, "link.form=relative"])

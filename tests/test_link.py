@@ -233,6 +233,43 @@ def test_share_pooled_counts_views_that_hide_the_region_and_keeps_their_gradient
     assert res.total.item() > 0 and "link/part/image/out" in res.terms
 
 
+def test_share_groups_pool_each_samples_views():
+    """``groups``: rows of one id are one sample seen from several cameras; eq. 4 is each
+    sample's ``Σ_views wrong / Σ_views whole``, averaged over samples. A view that hides
+    the region counts against its own sample, with that sample's gradient."""
+    box = BoxRegion((BOX,)).mask(RES, RES)[0]
+    hidden = torch.zeros_like(box)
+    gain_back = torch.tensor(0.3, requires_grad=True)
+    # sample 0: front (only the part changes) + back (a tint); sample 1: front with a leak
+    m = torch.stack([box, hidden, box])
+    leak = torch.ones_like(box) * 0.2
+    edit = torch.stack([box, torch.ones_like(box) * gain_back, box + (1 - box) * leak])
+    x = torch.zeros(3, 3, RES, RES)
+    x1 = x + edit
+    wrong = 1 - m
+    groups = torch.tensor([0, 0, 1])
+    grouped = leak_fraction(x1, x, wrong, summed=True, groups=groups)
+    sq = edit.square() * 3
+    share = [(sq[r] * wrong[r]).sum() / sq[r].sum() for r in ([0, 1], [2])]
+    assert grouped.item() == pytest.approx(((share[0] + share[1]) / 2).item(), rel=1e-5)
+    assert 0.1 < share[0].item() < 1  # the back's tint is a large part of sample 0's change
+    one = leak_fraction(x1, x, wrong, summed=True, groups=torch.zeros(3, dtype=torch.long))
+    assert one.item() == pytest.approx(leak_fraction(x1, x, wrong, summed=True, pooled=True).item())
+    per_sample = leak_fraction(x1, x, wrong, summed=True)  # the hidden view is skipped
+    (g_grouped,) = torch.autograd.grad(grouped, gain_back, retain_graph=True)
+    (g_per,) = torch.autograd.grad(per_sample, gain_back, allow_unused=True, materialize_grads=True)
+    assert g_grouped.item() > 0 and g_per.item() == 0  # only the grouped form pulls it back
+    G = ToyG(coupling=1.0)
+    ws = torch.randn(2, 3, W_DIM).repeat_interleave(2, dim=0)
+    ids = torch.arange(2).repeat_interleave(2)
+    res = link_loss(_render(G), ws, _links(), form="share", groups=ids)
+    assert res.total.item() > 0 and torch.isfinite(res.total)
+    with pytest.raises(ValueError, match="share form"):
+        link_loss(_render(G), ws, _links(), form="absolute", groups=ids)
+    with pytest.raises(ValueError, match="one id per row"):
+        link_loss(_render(G), ws, _links(), form="share", groups=ids[:3])
+
+
 def test_relative_form_cannot_be_met_by_shrinking_the_generator():
     G = ToyG(coupling=1.0)
     ws = torch.randn(4, 3, W_DIM)

@@ -99,6 +99,7 @@ def leak_fraction(
     fixed_total: bool = False,
     margin: float = 0.0,
     pooled: bool = False,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The share of a perturbation's change that lands where it should not, in [0, 1).
 
@@ -118,11 +119,24 @@ def leak_fraction(
     sample counted: a view where the region is out of sight adds its whole change to the
     wrong side, and that change keeps its gradient however small the region's sliver is (a
     per-sample share near 1 has almost none). The margin then applies to that one share.
+    ``groups``: ``[B]`` ids from 0; the rows of one id are one sample seen from several
+    cameras, and each id's share is ``Σ_rows wrong / Σ_rows whole``, averaged over the ids
+    (``pooled`` is one id for the whole batch). A view from behind then counts against its
+    own sample's front view: its change keeps the gradient ``inside / whole²`` of the
+    sample's, not the near-0 of a share of its own.
     """
-    if pooled:
+    if pooled or groups is not None:
+        if groups is None:
+            groups = torch.zeros(perturbed.shape[0], dtype=torch.long, device=perturbed.device)
         on_wrong_side, whole = change_sums(perturbed, original, wrong)
-        frac = share_of_sums(on_wrong_side.sum(), whole.sum(), eps, fixed_total)
-        return (frac - margin).clamp(min=0.0) if margin > 0 else frac
+        n = int(groups.max()) + 1
+        frac = share_of_sums(
+            on_wrong_side.new_zeros(n).index_add(0, groups, on_wrong_side),
+            whole.new_zeros(n).index_add(0, groups, whole),
+            eps,
+            fixed_total,
+        )
+        return ((frac - margin).clamp(min=0.0) if margin > 0 else frac).mean()
     mass = wrong.sum(dim=(1, 2, 3))
     both = ((mass > 0.5) & (mass < wrong[0].numel() - 0.5)).to(perturbed.dtype)
     if summed:
@@ -184,6 +198,7 @@ def in_out_terms(
     form: str,
     scale2: float = 1.0,
     margin: float = 0.0,
+    groups: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eqs. 3 and 4 of one link on one map: ``(L_i, L_iᶜ)`` as scalars.
 
@@ -191,8 +206,10 @@ def in_out_terms(
     (:func:`link_loss`): ``absolute`` squared change per pixel, ``relative`` its share on
     the wrong side (:func:`leak_fraction`), ``share`` eq. 4 on summed change. ``scale2``
     multiplies the absolute form (a map's squared scale; the shares are scale-free);
-    ``margin``: the shares' hinge (:func:`leak_fraction`; the absolute form has none). x, x₁,
-    x₂: ``[B, C, H, W]``; mask: ``[B, 1, H, W]``.
+    ``margin``: the shares' hinge (:func:`leak_fraction`; the absolute form has none).
+    ``groups``: ``[B]`` sample ids when rows are views of one sample: eq. 4's share (the
+    ``share`` forms) pools each sample's views (:func:`leak_fraction`). x, x₁, x₂:
+    ``[B, C, H, W]``; mask: ``[B, 1, H, W]``.
     """
     if form == "absolute":
         l_in = masked_mse(x2, x, mask).mean() * scale2  # eq. 3
@@ -204,8 +221,17 @@ def in_out_terms(
     # over the batch: ``share_pooled``)
     summed = form != "relative"
     pooled = form == "share_pooled"
+    if not summed:
+        groups = None
     l_out = leak_fraction(
-        x1, x, 1.0 - mask, summed=summed, fixed_total=fixed, margin=margin, pooled=pooled
+        x1,
+        x,
+        1.0 - mask,
+        summed=summed,
+        fixed_total=fixed,
+        margin=margin,
+        pooled=pooled,
+        groups=groups,
     )
     return l_in, l_out
 
@@ -241,6 +267,7 @@ def link_loss(
     form: str = "absolute",
     sources: torch.Tensor | None = None,
     margin: float = 0.0,
+    groups: torch.Tensor | None = None,
 ) -> LinkLossResult:
     """Equations 3–6 for every link, in one batched render.
 
@@ -285,11 +312,21 @@ def link_loss(
         it (a hinge): a link already that local adds no gradient, so it stops pulling G
         away from what the adversarial loss wants (the shares are scale-free and otherwise
         pull as hard at 1% as at 50%).
+    groups: ``[B]`` sample ids from 0, when ws holds each sample several times under other
+        cameras ``c`` (the same w, the same sources): with the ``share`` forms, eq. 4 is one
+        share per sample of its views' summed change (:func:`leak_fraction` ``groups``), so
+        what an edit changes in a view that hides the region counts against that sample.
     """
     if not links:
         raise ValueError("link_loss needs at least one link")
     if form not in LOSS_FORMS:
         raise ValueError(f"link loss form must be one of {LOSS_FORMS}, got {form!r}")
+    if groups is not None and not form.startswith("share"):
+        raise ValueError(f"link loss groups (views of one sample) need a share form, got {form!r}")
+    if groups is not None and groups.shape != ws.shape[:1]:
+        raise ValueError(
+            f"groups {tuple(groups.shape)} must have one id per row of ws {ws.shape[0]}"
+        )
     maps = dict(maps or {"image": 1.0})
     batch = ws.shape[0]
     k = len(links)
@@ -317,7 +354,7 @@ def link_loss(
             x1, x2 = chunks[name][1 + 2 * i], chunks[name][2 + 2 * i]
             m = resize_mask(mask, x.shape[-2:])
             s2 = float((map_scales or {}).get(name, 1.0)) ** 2
-            l_in, l_out = in_out_terms(x, x1, x2, m, form, s2, margin)
+            l_in, l_out = in_out_terms(x, x1, x2, m, form, s2, margin, groups)
             terms[f"link/{link.name}/{name}/in"] = l_in
             terms[f"link/{link.name}/{name}/out"] = l_out
             # eqs. 5, 6, with the link's own weight (1 in the paper)

@@ -179,6 +179,14 @@ class LinkConfig:
     labels) whose position lies within this many degrees of yaw of the front (+z about the
     origin), so its samples see the linked parts: from behind a face's parts are out of view
     and such a sample adds no loss. 0: any label, as the main phases."""
+    extra_views: int = 0
+    """> 0: each link sample is also rendered, with the same w and the same edits, from this
+    many cameras the front cone leaves out (yaw beyond ``view_yaw_deg``; any camera when
+    that is 0), and eq. 4's share pools each sample's views (``link_core.link.link_loss``
+    ``groups``): what an edit changes on the back of the head counts against that edit as
+    much as a change beside the part in the front view. Needs a ``share`` form; each link
+    step renders ``1 + extra_views`` times as much (raise ``batch_shrink`` to keep its
+    cost). 0: front views only."""
     volume_weight: float = 0.0
     """Weight of the volumetric link term (3-D regions, generators with ``sample_mixed``):
     compare occupancy and colour at 3-D points inside/outside each box after perturbing,

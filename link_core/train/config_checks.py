@@ -121,6 +121,13 @@ def validate_config(cfg: Any) -> None:
         )
     if not 0.0 <= cfg.link.view_yaw_deg <= 180.0:
         raise ConfigError(f"link.view_yaw_deg: expected 0-180 degrees, got {cfg.link.view_yaw_deg}")
+    if not 0 <= cfg.link.extra_views <= 8:
+        raise ConfigError(f"link.extra_views: expected 0-8 views, got {cfg.link.extra_views}")
+    if cfg.link.extra_views > 0 and not cfg.link.form.startswith("share"):
+        raise ConfigError(
+            f"link.extra_views: pools eq. 4 over a sample's views, which needs a share form "
+            f"(link.form: share, share_fixed or share_pooled), got {cfg.link.form!r}"
+        )
     if cfg.link.perturb not in ("gaussian", "resample"):
         raise ConfigError(
             f"link.perturb: expected 'gaussian' or 'resample', got {cfg.link.perturb!r}"

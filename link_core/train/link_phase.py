@@ -156,14 +156,21 @@ class LinkPhase:
         yaw_deg = self.cfg.view_yaw_deg
         if yaw_deg <= 0 or c.shape[-1] != CAMERA_LABEL_DIM:
             return c
-        c = c.clone()
-        for _ in range(tries):
-            yaw, _ = camera_label_yaw_pitch(c, pivot=(0.0, 0.0, 0.0))
-            behind = yaw.abs() > math.radians(yaw_deg)
-            if not behind.any():
-                break
-            c[behind] = draw(int(behind.sum()))
-        return c
+        return _redraw_until(c, draw, lambda yaw: yaw.abs() <= math.radians(yaw_deg), tries)
+
+    def extra_cameras(self, c: torch.Tensor, draw: LabelSampler, tries: int = 32):
+        """``[B, extra_views, c_dim]``: for each of the phase's samples (``c``, ``[B, c_dim]``
+        from :meth:`cameras`), ``link.extra_views`` more camera labels from ``draw(n)``,
+        each outside the front cone (yaw beyond ``link.view_yaw_deg``; any label when that
+        is 0 or the labels are not camera labels); None when ``extra_views`` is 0."""
+        n = self.cfg.extra_views
+        if not self.on or n <= 0:
+            return None
+        extra = draw(c.shape[0] * n)
+        yaw_deg = self.cfg.view_yaw_deg
+        if yaw_deg > 0 and c.shape[-1] == CAMERA_LABEL_DIM:
+            extra = _redraw_until(extra, draw, lambda yaw: yaw.abs() > math.radians(yaw_deg), tries)
+        return extra.reshape(c.shape[0], n, c.shape[-1])
 
     def step(
         self,
@@ -173,13 +180,23 @@ class LinkPhase:
         ws: torch.Tensor,
         c: torch.Tensor,
         sources: torch.Tensor | None = None,
+        extra_c: torch.Tensor | None = None,
     ) -> LinkStep:
         """The link loss of one micro-batch (eqs. 3–6 times the interval: lazy
         regularization), its volumetric term, and with ``feed_d`` G's adversarial loss on the
         perturbed renders. ``synthesis`` is G's (maybe compiled) synthesis, ``disc`` D.
         ``sources``: other instances' w, ``[B, num_ws, w_dim]`` like ``ws``, to resample
-        from (``link.perturb: resample``); None: ``w + α·p``."""
+        from (``link.perturb: resample``); None: ``w + α·p``. ``extra_c``: ``[B, V, c_dim]``
+        more cameras per sample (:meth:`extra_cameras`): every sample is rendered from ``c``
+        and from those, and eq. 4 pools its views."""
         lc = self.cfg
+        groups = None
+        if extra_c is not None:
+            views = 1 + extra_c.shape[1]
+            c = torch.cat([c[:, None], extra_c.to(c)], dim=1).flatten(0, 1)
+            ws = ws.repeat_interleave(views, dim=0)
+            sources = None if sources is None else sources.repeat_interleave(views, dim=0)
+            groups = torch.arange(extra_c.shape[0], device=ws.device).repeat_interleave(views)
         res = link_loss(
             lambda w, cc: synthesis(w, cc, noise_mode="const"),
             ws,
@@ -193,6 +210,7 @@ class LinkPhase:
             form=lc.form,
             sources=sources,
             margin=lc.margin,
+            groups=groups,
         )
         total = res.total * lc.interval
         terms = dict(res.terms)
@@ -226,3 +244,18 @@ class LinkPhase:
                 return LinkStep(total, terms, fakes, adv=adv)
             total = total + adv
         return LinkStep(total, terms, fakes)
+
+
+def _redraw_until(
+    c: torch.Tensor, draw: LabelSampler, wanted: Callable[[torch.Tensor], torch.Tensor], tries: int
+) -> torch.Tensor:
+    """``c`` (camera labels ``[B, 25]``) with every label whose yaw (radians, about the
+    origin) fails ``wanted`` drawn again with ``draw(n)``, up to ``tries`` rounds."""
+    c = c.clone()
+    for _ in range(tries):
+        yaw, _ = camera_label_yaw_pitch(c, pivot=(0.0, 0.0, 0.0))
+        redo = ~wanted(yaw)
+        if not redo.any():
+            break
+        c[redo] = draw(int(redo.sum()))
+    return c

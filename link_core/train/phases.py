@@ -226,6 +226,7 @@ class Phases:
         self._seed(2)
         z, c = self._global_inputs(self._shrunk(self.link.batch_shrink))
         c = self.link.cameras(c, self._sample_labels)
+        extra_c = self.link.extra_cameras(c, self._sample_labels)
         self._seed(2, local=True)
         fakes: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
         # link.perturb: resample — the partitions move to another instance's w (drawn
@@ -234,7 +235,8 @@ class Phases:
         for rows_, share in self._micro(z.shape[0]):
             ws = self._mapping(z[rows_], c[rows_])
             sources = None if z_other is None else self._mapping(z_other[rows_], c[rows_])
-            step = self.link.step(self.G, self.synthesis, self.disc, ws, c[rows_], sources)
+            views = None if extra_c is None else extra_c[rows_]
+            step = self.link.step(self.G, self.synthesis, self.disc, ws, c[rows_], sources, views)
             for name, value in step.terms.items():
                 stats.add(f"Loss/{name}", value)
             if step.fakes is not None:

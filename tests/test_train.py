@@ -183,11 +183,12 @@ def test_resample_link_phase_moves_partitions_to_mapped_ws(tmp_path, tiny_overri
     seen: list[torch.Tensor | None] = []
     step = LinkPhase.step
 
-    def spy(self, G, synthesis, disc, ws, c, sources=None):
+    def spy(self, G, synthesis, disc, ws, c, sources=None, extra_c=None):
         seen.append(None if sources is None else sources.detach().clone())
         if sources is not None:
             assert sources.shape == ws.shape and not torch.equal(sources, ws)
-        return step(self, G, synthesis, disc, ws, c, sources)
+        assert extra_c is None  # link.extra_views: 0
+        return step(self, G, synthesis, disc, ws, c, sources, extra_c)
 
     monkeypatch.setattr(LinkPhase, "step", spy)
     for mode in ("gaussian", "resample"):

@@ -158,7 +158,9 @@ class LinkPhase:
             return c
         return _redraw_until(c, draw, lambda yaw: yaw.abs() <= math.radians(yaw_deg), tries)
 
-    def extra_cameras(self, c: torch.Tensor, draw: LabelSampler, tries: int = 32):
+    def extra_cameras(
+        self, c: torch.Tensor, draw: LabelSampler, tries: int = 32
+    ) -> torch.Tensor | None:
         """``[B, extra_views, c_dim]``: for each of the phase's samples (``c``, ``[B, c_dim]``
         from :meth:`cameras`), ``link.extra_views`` more camera labels from ``draw(n)``,
         each outside the front cone (yaw beyond ``link.view_yaw_deg``; any label when that

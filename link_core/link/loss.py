@@ -98,7 +98,6 @@ def leak_fraction(
     summed: bool = False,
     fixed_total: bool = False,
     margin: float = 0.0,
-    pooled: bool = False,
     groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The share of a perturbation's change that lands where it should not, in [0, 1).
@@ -115,19 +114,15 @@ def leak_fraction(
     shrinks the wrong side's change and never rewards a bigger change on the right side.
     ``margin``: each sample's share counts only above it (``max(0, share − margin)``), so a
     sample already local enough adds nothing.
-    ``pooled``: one share of the batch's summed change (``Σ_b wrong / Σ_b whole``), every
-    sample counted: a view where the region is out of sight adds its whole change to the
-    wrong side, and that change keeps its gradient however small the region's sliver is (a
-    per-sample share near 1 has almost none). The margin then applies to that one share.
-    ``groups``: ``[B]`` ids from 0; the rows of one id are one sample seen from several
-    cameras, and each id's share is ``Σ_rows wrong / Σ_rows whole``, averaged over the ids
-    (``pooled`` is one id for the whole batch). A view from behind then counts against its
-    own sample's front view: its change keeps the gradient ``inside / whole²`` of the
-    sample's, not the near-0 of a share of its own.
+    ``groups``: ``[B]`` ids from 0; the summed change is pooled per id: each id's share is
+    ``Σ_rows wrong / Σ_rows whole`` (``summed`` implied), every row counted, and the margin
+    applies to each id's share; the mean over ids is returned. The rows of one id are one
+    sample seen from several cameras (``link.extra_views``), or the whole batch is one id
+    (``share_pooled``). A view where the region is out of sight then adds its whole change to
+    the wrong side with the gradient ``inside / whole²`` of its id, not the near-0 of a
+    per-sample share near 1 (or the skip of an empty region).
     """
-    if pooled or groups is not None:
-        if groups is None:
-            groups = torch.zeros(perturbed.shape[0], dtype=torch.long, device=perturbed.device)
+    if groups is not None:
         on_wrong_side, whole = change_sums(perturbed, original, wrong)
         n = int(groups.max()) + 1
         frac = share_of_sums(
@@ -218,20 +213,12 @@ def in_out_terms(
     # eq. 3, as a share of x₂'s change
     l_in = leak_fraction(x2, x, mask, fixed_total=fixed, margin=margin)
     # eq. 4, as a share of x₁'s change (per pixel, or summed: the ``share`` forms; pooled
-    # over the batch: ``share_pooled``)
+    # over the batch: ``share_pooled``, one group)
+    if form == "share_pooled":
+        groups = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     summed = form != "relative"
-    pooled = form == "share_pooled"
-    if not summed:
-        groups = None
     l_out = leak_fraction(
-        x1,
-        x,
-        1.0 - mask,
-        summed=summed,
-        fixed_total=fixed,
-        margin=margin,
-        pooled=pooled,
-        groups=groups,
+        x1, x, 1.0 - mask, summed=summed, fixed_total=fixed, margin=margin, groups=groups
     )
     return l_in, l_out
 
@@ -299,7 +286,7 @@ def link_loss(
         part's own change larger, which fine-tunes do (the parts then vary more than the
         data's: ``linkgan metrics --metrics diversity``).
         ``share_pooled`` is ``share`` with eq. 4 as one share of the whole batch's summed
-        change (:func:`leak_fraction` ``pooled``): samples whose camera hides the region
+        change (:func:`leak_fraction`, one ``groups`` id): samples whose camera hides the region
         count too, so an edit that tints the back of a head is pulled back from behind as
         hard as from the front (per sample, such a view's share sits near 1 and has almost
         no gradient, or is skipped when the region is wholly out of view).

@@ -142,6 +142,19 @@ def test_link_adam_anneals_its_gain_and_can_leave_the_adversarial_term_to_g(
     assert [r["Loss/G/link_adv"] for r in rows if "Loss/G/link_adv" in r]
 
 
+def test_link_phase_stops_at_link_until(tmp_path, tiny_overrides):
+    """link.until: no link steps (and no perturbed renders for D) once that share of the
+    budget has passed; the main steps go on to the end."""
+    run = tmp_path / "r"
+    sets = ["link.adam=own", "link.until=0.5", "train.kimg=0.032"]
+    api.train(run, None, [*tiny_overrides, *sets], progress=False)
+    tensors, _ = ckpt.read_file(ckpt.list_checkpoints(run)[-1])
+    steps = {n: int(tensors[f"opt_{n}.state.0.step"]) for n in ("G", "G_link")}
+    # 8 G steps of 4 images; link steps at 0 and 2 (0 and 8 of 32 images seen), not at
+    # 4 (16 of 32: half the budget) or 6
+    assert steps == {"G": 8, "G_link": 2}
+
+
 def test_preconditioned_steps_divide_by_the_reference_adams_rms():
     """link.adam: precond — a plain step g / (√v̂ + eps) of G's Adam's second moment, clipped,
     and no step for a parameter that Adam has not stepped yet."""

@@ -168,6 +168,10 @@ class LinkConfig:
     influence away everywhere (the fine-tuning analogue of ``model.style_init``)."""
     interval: int = 8
     """Lazy regularization: apply every N generator steps, loss scaled by N (paper: 8)."""
+    until: float = 1.0
+    """The share of the budget (0-1] after which the link phase stops: the rest of the run
+    is adversarial steps only (with ``train.lr_cooldown``, at falling rates), which polish
+    the images while the links, formed by then, hold. 1: link steps to the end."""
     feed_d: bool = True
     """Also show the perturbed images to D as fakes (paper: on)."""
     maps: dict[str, float] = field(default_factory=lambda: {"image": 1.0})

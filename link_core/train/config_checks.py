@@ -121,6 +121,10 @@ def validate_config(cfg: Any) -> None:
         )
     if not 0.0 <= cfg.link.view_yaw_deg <= 180.0:
         raise ConfigError(f"link.view_yaw_deg: expected 0-180 degrees, got {cfg.link.view_yaw_deg}")
+    if not 0.0 < cfg.link.until <= 1.0:
+        raise ConfigError(
+            f"link.until: expected a share of the budget in (0, 1], got {cfg.link.until}"
+        )
     if not 0 <= cfg.link.extra_views <= 8:
         raise ConfigError(f"link.extra_views: expected 0-8 views, got {cfg.link.extra_views}")
     if cfg.link.extra_views > 0 and not cfg.link.form.startswith("share"):

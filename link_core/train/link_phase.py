@@ -131,8 +131,10 @@ class LinkPhase:
     def alpha(self) -> float:
         return self.cfg.alpha
 
-    def due(self, step: int) -> bool:
-        return self.on and step % self.cfg.interval == 0
+    def due(self, step: int, fraction: float = 0.0) -> bool:
+        """A link step at G step ``step``, ``fraction`` (0-1) of the way through the budget:
+        every ``interval``-th step until ``link.until``."""
+        return self.on and fraction < self.cfg.until and step % self.cfg.interval == 0
 
     def shared_intervals(self) -> list[int]:
         """The phase's interval when it shares G's Adam (for the lazy-regularization rescale)."""

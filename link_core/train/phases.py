@@ -185,7 +185,7 @@ class Phases:
         return {k: torch.cat([f[k] for f in fakes]) for k in fakes[0]}, c
 
     def _link_due(self) -> bool:
-        return self.link.due(self.step)
+        return self.link.due(self.step, self.fraction)
 
     def _other_regs_due(self) -> bool:
         s, lc = self.step, self.cfg.loss

@@ -155,6 +155,18 @@ def test_link_phase_stops_at_link_until(tmp_path, tiny_overrides):
     assert steps == {"G": 8, "G_link": 2}
 
 
+@pytest.mark.parametrize(("clip", "share"), [(1e-9, 1.0), (1e9, 0.0)])
+def test_link_precond_clip_reaches_the_link_steps(tmp_path, tiny_overrides, clip, share):
+    """link.precond_clip bounds each link step's |g / √v̂|: a tiny bound clips every
+    parameter's step, a huge one none (Link/step_clipped, logged per link step)."""
+    run = tmp_path / "r"
+    sets = ["link.adam=precond", f"link.precond_clip={clip}", "train.kimg=0.016"]
+    api.train(run, None, [*tiny_overrides, *sets], progress=False)
+    rows = [json.loads(r) for r in (run / "stats.jsonl").read_text().splitlines()]
+    clipped = [r["Link/step_clipped"] for r in rows if "Link/step_clipped" in r]
+    assert clipped and all(v == pytest.approx(share) for v in clipped)
+
+
 def test_preconditioned_steps_divide_by_the_reference_adams_rms():
     """link.adam: precond — a plain step g / (√v̂ + eps) of G's Adam's second moment, clipped,
     and no step for a parameter that Adam has not stepped yet."""

@@ -152,6 +152,10 @@ class LinkConfig:
     lr_gain: float = 1.0
     """With ``adam: own`` or ``precond``: the link phase's learning rate as a multiple of
     ``train.lr_g``."""
+    precond_clip: float = 4.0
+    """With ``adam: precond``: the largest step per parameter, in units of G's Adam's RMS
+    (``|g / √v̂|`` is clipped to this, so one link step moves a parameter by at most
+    ``precond_clip`` main steps' worth)."""
     lr_gain_end: float = 0.0
     """With ``adam: own``: > 0 anneals the gain linearly from ``lr_gain`` at the run's start
     to this at the end of its budget (kimg or minutes), so the links form early and the

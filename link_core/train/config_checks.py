@@ -140,6 +140,10 @@ def validate_config(cfg: Any) -> None:
         raise ConfigError(
             f"link.adam: expected 'shared', 'own' or 'precond', got {cfg.link.adam!r}"
         )
+    if not cfg.link.precond_clip > 0:
+        raise ConfigError(
+            f"link.precond_clip: expected a number > 0, got {cfg.link.precond_clip!r}"
+        )
     if not cfg.link.lr_gain > 0:
         raise ConfigError(f"link.lr_gain: expected a number > 0, got {cfg.link.lr_gain!r}")
     if not cfg.link.lr_gain_end >= 0:

@@ -153,7 +153,9 @@ class Trainer(Phases, RunState):
         self.opt_link: torch.optim.Optimizer | None = None
         link_lr = tc.lr_g * self.link.lr_gain
         if self.link.own_optimizer and cfg.link.adam == "precond":
-            self.opt_link = PreconditionedSGD(G.parameters(), self.opt_G, link_lr)
+            self.opt_link = PreconditionedSGD(
+                G.parameters(), self.opt_G, link_lr, clip=cfg.link.precond_clip
+            )
         elif self.link.own_optimizer:
             self.opt_link = make_adam(G.parameters(), link_lr, betas, 1.0, fused)
         self.opt_D = make_adam(D.parameters(), tc.lr_d, betas, lazy_ratio([lc.r1_interval]), fused)

@@ -229,6 +229,7 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
         (["link.adam=separate"], "link.adam: expected 'shared', 'own' or 'precond'"),
         (["link.lr_gain=0"], "link.lr_gain: expected a number > 0"),
         (["link.precond_clip=0"], "link.precond_clip: expected a number > 0"),
+        (["link.precond_clip_end=-1"], "link.precond_clip_end: expected a number >= 0"),
         (["link.lr_gain_end=-1"], "link.lr_gain_end: expected a number >= 0"),
         (["link.until=0"], "link.until: expected a share of the budget"),
         (["link.adv_adam=d"], "link.adv_adam: expected 'link' or 'g'"),

@@ -167,6 +167,19 @@ def test_link_precond_clip_reaches_the_link_steps(tmp_path, tiny_overrides, clip
     assert clipped and all(v == pytest.approx(share) for v in clipped)
 
 
+def test_link_precond_clip_moves_to_its_end_value_over_the_budget(tmp_path, tiny_overrides):
+    """link.precond_clip_end: the bound goes linearly from precond_clip to it over the
+    budget (logged as Link/precond_clip at each link step)."""
+    run = tmp_path / "r"
+    sets = ["link.adam=precond", "link.precond_clip=4", "link.precond_clip_end=2"]
+    api.train(run, None, [*tiny_overrides, *sets, "train.kimg=0.032"], progress=False)
+    rows = [json.loads(r) for r in (run / "stats.jsonl").read_text().splitlines()]
+    # link steps at 0, 8, 16 and 24 of 32 images: bounds 4, 3.5, 3 and 2.5, logged as the
+    # mean of every 4 steps' (2 link steps each)
+    logged = [r["Link/precond_clip"] for r in rows if "Link/precond_clip" in r]
+    assert logged == pytest.approx([3.75, 2.75])
+
+
 def test_preconditioned_steps_divide_by_the_reference_adams_rms():
     """link.adam: precond — a plain step g / (√v̂ + eps) of G's Adam's second moment, clipped,
     and no step for a parameter that Adam has not stepped yet."""

@@ -156,6 +156,11 @@ class LinkConfig:
     """With ``adam: precond``: the largest step per parameter, in units of G's Adam's RMS
     (``|g / √v̂|`` is clipped to this, so one link step moves a parameter by at most
     ``precond_clip`` main steps' worth)."""
+    precond_clip_end: float = 0.0
+    """With ``adam: precond``: > 0 moves the bound linearly from ``precond_clip`` at the
+    run's start to this at the end of its budget, so the links form under large steps and
+    the later link steps, which only hold them, disturb the adversarial ones less. 0:
+    constant."""
     lr_gain_end: float = 0.0
     """With ``adam: own``: > 0 anneals the gain linearly from ``lr_gain`` at the run's start
     to this at the end of its budget (kimg or minutes), so the links form early and the

@@ -144,6 +144,11 @@ def validate_config(cfg: Any) -> None:
         raise ConfigError(
             f"link.precond_clip: expected a number > 0, got {cfg.link.precond_clip!r}"
         )
+    if not cfg.link.precond_clip_end >= 0:
+        raise ConfigError(
+            f"link.precond_clip_end: expected a number >= 0 (0: constant), "
+            f"got {cfg.link.precond_clip_end!r}"
+        )
     if not cfg.link.lr_gain > 0:
         raise ConfigError(f"link.lr_gain: expected a number > 0, got {cfg.link.lr_gain!r}")
     if not cfg.link.lr_gain_end >= 0:

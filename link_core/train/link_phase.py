@@ -109,6 +109,14 @@ class LinkPhase:
             return self.cfg.lr_gain
         return self.cfg.lr_gain + (end - self.cfg.lr_gain) * min(max(fraction, 0.0), 1.0)
 
+    def precond_clip_at(self, fraction: float) -> float:
+        """``link.adam: precond``'s per-parameter bound at ``fraction`` (0-1) of the budget:
+        ``precond_clip``, or moved linearly to ``precond_clip_end`` when that is set."""
+        start, end = self.cfg.precond_clip, self.cfg.precond_clip_end
+        if end <= 0:
+            return start
+        return start + (end - start) * min(max(fraction, 0.0), 1.0)
+
     @property
     def adv_on_g(self) -> bool:
         """G's Adam (not the link Adam) steps the adversarial loss on the perturbed renders."""

@@ -209,6 +209,9 @@ class Phases:
             for group in self.opt_link.param_groups:
                 group["lr"] = self.cfg.train.lr_g * gain * self.lr_scale
             stats.add("Link/lr_gain", gain)
+            if isinstance(self.opt_link, PreconditionedSGD):
+                self.opt_link.clip = self.link.precond_clip_at(self.fraction)
+                stats.add("Link/precond_clip", self.opt_link.clip)
             if self.link.adv_on_g:  # the perturbed renders' adversarial loss: G's Adam
                 self._optimize_pair(self.opt_link, self.opt_G, steps, stats)
             else:

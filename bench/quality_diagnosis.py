@@ -13,7 +13,9 @@ A variant is ``NAME:KEY=VALUE,KEY=VALUE`` (empty after the colon: the preset as 
 measured, not retrained, and a variant the JSON already holds is kept (``--remeasure``).
 The variant named ``unlinked`` (required) is the reference for locality and diversity.
 ``--table`` prints the Markdown tables of an existing JSON (the second: the share inside by
-camera view, for 3-D rows measured with it).
+camera view, for 3-D rows measured with it); with ``--plot F.png --plot-rows A,B,…
+--plot-ref U1,U2,…`` it also draws those rows' FID against their weakest part's locality,
+with the unlinked rows' mean FID and the targets (1.05×, 1.15×, 100×) as lines.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import math
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from link_core.metrics import compare_to_unlinked
 from linkgan import api
@@ -127,6 +131,89 @@ def views_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def weakest_locality(row: dict[str, Any]) -> float:
+    """The least ``more local`` factor of a row over its parts and maps (RGB, depth)."""
+    return min(v for per in row["summary"]["more_local"].values() for v in per.values())
+
+
+def _group(name: str) -> str:
+    """A row's setting without its seed or run suffix (``cool5_s2`` → ``cool5``)."""
+    for suffix in ("_demo", "_s0", "_s1", "_s2", "_s2b"):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def tradeoff_plot(
+    result: dict[str, Any], rows: list[str], ref: list[str], size: tuple[int, int] = (900, 560)
+) -> np.ndarray:
+    """``[H, W, 3]`` uint8 BGR: each of ``rows`` as a dot at (its weakest part's locality, log
+    scale; its mean FID), coloured by setting, with the mean FID of the ``ref`` (unlinked)
+    rows and 1.05× / 1.15× of it as horizontal lines and 100× as a vertical one."""
+    import cv2
+
+    variants = result["variants"]
+    missing = [n for n in [*rows, *ref] if n not in variants]
+    if missing:
+        raise SystemExit(f"error: --plot: no row {missing[0]!r} in the JSON")
+    fid = {n: variants[n].get("fid_mean", variants[n]["fid"]) for n in [*rows, *ref]}
+    base = sum(fid[n] for n in ref) / len(ref)
+    w, h = size
+    left, right, top, bottom = 70, 20, 40, 50
+    lo, hi = min([*map(fid.get, rows), base]) - 2, max([*map(fid.get, rows), 1.15 * base]) + 2
+
+    def xy(local: float, value: float) -> tuple[int, int]:
+        x = left + (w - left - right) * min(max(math.log10(max(local, 1.0)), 0.0), 4.0) / 4.0
+        y = top + (h - top - bottom) * (hi - value) / (hi - lo)
+        return int(round(x)), int(round(y))
+
+    img = np.full((h, w, 3), 255, np.uint8)
+    font, grey = cv2.FONT_HERSHEY_SIMPLEX, (120, 120, 120)
+    for decade in range(5):
+        x, _ = xy(10.0**decade, lo)
+        cv2.line(img, (x, top), (x, h - bottom), (225, 225, 225), 1)
+        label = f"{10**decade}x"
+        shift = 12 if decade < 4 else 50  # the last label ends at the right edge
+        cv2.putText(img, label, (x - shift, h - bottom + 18), font, 0.45, grey, 1)
+    for value in range(math.ceil(lo), math.floor(hi) + 1, 2):
+        _, y = xy(1.0, value)
+        cv2.putText(img, f"{value}", (left - 30, y + 4), font, 0.45, grey, 1)
+    for factor, colour, label in (
+        (1.0, grey, "unlinked"),
+        (1.05, (60, 160, 60), "1.05x"),
+        (1.15, (0, 140, 255), "1.15x"),
+    ):
+        _, y = xy(1.0, factor * base)
+        cv2.line(img, (left, y), (w - right, y), colour, 1)
+        cv2.putText(
+            img, f"{label} {factor * base:.1f}", (w - right - 130, y - 4), font, 0.45, colour, 1
+        )
+    x100, _ = xy(100.0, lo)
+    cv2.line(img, (x100, top), (x100, h - bottom), (0, 140, 255), 1)
+    groups = list(dict.fromkeys(_group(n) for n in rows))
+    for n in rows:
+        k = groups.index(_group(n))
+        colour = tuple(
+            int(c)
+            for c in cv2.applyColorMap(
+                np.uint8([[int(255 * k / max(len(groups) - 1, 1))]]), cv2.COLORMAP_TURBO
+            )[0, 0]
+        )
+        x, y = xy(weakest_locality(variants[n]), fid[n])
+        cv2.circle(img, (x, y), 6, colour, -1)
+        cv2.putText(img, n, (x + 8, y + 4), font, 0.4, colour, 1)
+    cv2.putText(
+        img,
+        "FID (500 fakes, mean of 3) vs the weakest part's locality (x more local than unlinked)",
+        (left, 24),
+        font,
+        0.5,
+        (40, 40, 40),
+        1,
+    )
+    return img
+
+
 def _print_tables(result: dict[str, Any]) -> None:
     print(table(result))
     views = views_table(result)
@@ -146,12 +233,21 @@ def main() -> None:
     parser.add_argument("--num", type=int, default=128, help="link_mse seeds")
     parser.add_argument("--out", default="bench/results/quality_diagnosis.json")
     parser.add_argument("--table", default="", help="print the table of this JSON and stop")
+    parser.add_argument("--plot", default="", help="with --table: draw FID vs locality here")
+    parser.add_argument("--plot-rows", default="", help="rows to plot, comma-separated")
+    parser.add_argument("--plot-ref", default="", help="unlinked rows whose mean FID is 1x")
     parser.add_argument(
         "--remeasure", action="store_true", help="measure variants the JSON already holds again"
     )
     args = parser.parse_args()
     if args.table:
-        _print_tables(json.loads(Path(args.table).read_text(encoding="utf-8")))
+        result = json.loads(Path(args.table).read_text(encoding="utf-8"))
+        _print_tables(result)
+        if args.plot:
+            import cv2
+
+            rows, ref = args.plot_rows.split(","), args.plot_ref.split(",")
+            cv2.imwrite(args.plot, tradeoff_plot(result, rows, ref))
         return
     variants = dict(_parse_variant(v) for v in args.variant)
     if "unlinked" not in variants:

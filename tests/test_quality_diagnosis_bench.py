@@ -1,12 +1,14 @@
 """bench/quality_diagnosis.py's tables: what docs/results.md's quality rows are printed with."""
 
+import math
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from quality_diagnosis import views_table  # noqa: E402
+import pytest  # noqa: E402
+from quality_diagnosis import tradeoff_plot, views_table, weakest_locality  # noqa: E402
 
 
 def _maps(front: float | None, back: float, pooled: float) -> dict:
@@ -30,3 +32,29 @@ def test_views_table_has_a_row_per_3d_variant_and_skips_the_rest():
         " | – / –, 0.50 / 0.50, 0.50 / 0.50, 1.00 / 1.00 |"
     )
     assert views_table({"variants": {"unlinked": {"fid": 40.0}}}) == ""
+
+
+def _row(fid: float, local: dict[str, float]) -> dict:
+    more = {part: {"image": v, "depth": 2 * v} for part, v in local.items()}
+    return {"fid_mean": fid, "fid": fid, "summary": {"more_local": more}}
+
+
+def test_tradeoff_plot_puts_each_row_at_its_fid_and_weakest_locality():
+    result = {
+        "variants": {
+            "unlinked": {"fid_mean": 40.0, "fid": 40.0},
+            "linked_s0": _row(44.0, {"eyes": 300.0, "mouth": 1000.0}),
+            "clipped_s0": _row(41.0, {"eyes": 5.0, "mouth": 900.0}),
+        }
+    }
+    assert weakest_locality(result["variants"]["clipped_s0"]) == 5.0
+    img = tradeoff_plot(result, ["linked_s0", "clipped_s0"], ["unlinked"], size=(900, 560))
+    assert img.shape == (560, 900, 3)
+    # x: 70 + 810 * log10(local) / 4; y: 40 + 470 * (hi - fid) / (hi - lo), lo = 38, hi = 48
+    for local, fid in ((300.0, 44.0), (5.0, 41.0)):
+        x = round(70 + 810 * math.log10(local) / 4)
+        y = round(40 + 470 * (48.0 - fid) / 10.0)
+        assert img[y, x].tolist() != [255, 255, 255]  # a dot, not the background
+    assert (img == 255).all(axis=2).mean() > 0.8  # mostly background
+    with pytest.raises(SystemExit, match="no row 'missing'"):
+        tradeoff_plot(result, ["missing"], ["unlinked"])

@@ -240,6 +240,8 @@ def main() -> None:
         "--remeasure", action="store_true", help="measure variants the JSON already holds again"
     )
     args = parser.parse_args()
+    if args.plot and not args.table:
+        parser.error("--plot draws the rows of a measured JSON: give it with --table")
     if args.table:
         result = json.loads(Path(args.table).read_text(encoding="utf-8"))
         _print_tables(result)

@@ -158,9 +158,9 @@ class LinkConfig:
     ``precond_clip`` main steps' worth)."""
     precond_clip_end: float = 0.0
     """With ``adam: precond``: > 0 moves the bound linearly from ``precond_clip`` at the
-    run's start to this at the end of its budget, so the links form under large steps and
-    the later link steps, which only hold them, disturb the adversarial ones less. 0:
-    constant."""
+    run's start to this at the end of its budget (links formed under large steps, held by
+    smaller ones; on the 3-D preset 4 → 2 kept the locality but not FID: docs/results.md).
+    0: constant."""
     lr_gain_end: float = 0.0
     """With ``adam: own``: > 0 anneals the gain linearly from ``lr_gain`` at the run's start
     to this at the end of its budget (kimg or minutes), so the links form early and the
@@ -179,8 +179,9 @@ class LinkConfig:
     """Lazy regularization: apply every N generator steps, loss scaled by N (paper: 8)."""
     until: float = 1.0
     """The share of the budget (0-1] after which the link phase stops: the rest of the run
-    is adversarial steps only (with ``train.lr_cooldown``, at falling rates), which polish
-    the images while the links, formed by then, hold. 1: link steps to the end."""
+    is adversarial steps only (with ``train.lr_cooldown``, at falling rates). On the 3-D
+    preset the links came apart within the last quarter and FID rose (docs/results.md):
+    links are held by the link steps. 1: link steps to the end."""
     feed_d: bool = True
     """Also show the perturbed images to D as fakes (paper: on)."""
     maps: dict[str, float] = field(default_factory=lambda: {"image": 1.0})

@@ -104,18 +104,12 @@ class LinkPhase:
     def lr_gain_at(self, fraction: float) -> float:
         """The link Adam's gain at ``fraction`` (0-1) of the run's budget: ``lr_gain``, or
         annealed linearly to ``lr_gain_end`` when that is set."""
-        end = self.cfg.lr_gain_end
-        if end <= 0:
-            return self.cfg.lr_gain
-        return self.cfg.lr_gain + (end - self.cfg.lr_gain) * min(max(fraction, 0.0), 1.0)
+        return _towards(self.cfg.lr_gain, self.cfg.lr_gain_end, fraction)
 
     def precond_clip_at(self, fraction: float) -> float:
         """``link.adam: precond``'s per-parameter bound at ``fraction`` (0-1) of the budget:
         ``precond_clip``, or moved linearly to ``precond_clip_end`` when that is set."""
-        start, end = self.cfg.precond_clip, self.cfg.precond_clip_end
-        if end <= 0:
-            return start
-        return start + (end - start) * min(max(fraction, 0.0), 1.0)
+        return _towards(self.cfg.precond_clip, self.cfg.precond_clip_end, fraction)
 
     @property
     def adv_on_g(self) -> bool:
@@ -256,6 +250,14 @@ class LinkPhase:
                 return LinkStep(total, terms, fakes, adv=adv)
             total = total + adv
         return LinkStep(total, terms, fakes)
+
+
+def _towards(start: float, end: float, fraction: float) -> float:
+    """``start`` moved linearly to ``end`` at ``fraction`` (clamped to 0-1) of the budget;
+    ``start`` throughout when ``end`` is 0 (the config's "constant")."""
+    if end <= 0:
+        return start
+    return start + (end - start) * min(max(fraction, 0.0), 1.0)
 
 
 def _redraw_until(

@@ -133,7 +133,7 @@ class LinkPhase:
     def alpha(self) -> float:
         return self.cfg.alpha
 
-    def due(self, step: int, fraction: float = 0.0) -> bool:
+    def due(self, step: int, fraction: float) -> bool:
         """A link step at G step ``step``, ``fraction`` (0-1) of the way through the budget:
         every ``interval``-th step until ``link.until``."""
         return self.on and fraction < self.cfg.until and step % self.cfg.interval == 0

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -138,10 +139,7 @@ def weakest_locality(row: dict[str, Any]) -> float:
 
 def _group(name: str) -> str:
     """A row's setting without its seed or run suffix (``cool5_s2`` → ``cool5``)."""
-    for suffix in ("_demo", "_s0", "_s1", "_s2", "_s2b"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    return re.sub(r"_(s\d+\w*|demo)$", "", name)
 
 
 def tradeoff_plot(
@@ -191,14 +189,10 @@ def tradeoff_plot(
     x100, _ = xy(100.0, lo)
     cv2.line(img, (x100, top), (x100, h - bottom), (0, 140, 255), 1)
     groups = list(dict.fromkeys(_group(n) for n in rows))
+    levels = np.linspace(0, 255, len(groups)).astype(np.uint8)[None]  # one colour per setting
+    palette = cv2.applyColorMap(levels, cv2.COLORMAP_TURBO)[0].tolist()
     for n in rows:
-        k = groups.index(_group(n))
-        colour = tuple(
-            int(c)
-            for c in cv2.applyColorMap(
-                np.uint8([[int(255 * k / max(len(groups) - 1, 1))]]), cv2.COLORMAP_TURBO
-            )[0, 0]
-        )
+        colour = tuple(palette[groups.index(_group(n))])
         x, y = xy(weakest_locality(variants[n]), fid[n])
         cv2.circle(img, (x, y), 6, colour, -1)
         cv2.putText(img, n, (x + 8, y + 4), font, 0.4, colour, 1)

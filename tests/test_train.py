@@ -153,12 +153,15 @@ def test_link_phase_stops_at_link_until(tmp_path, tiny_overrides):
     # 8 G steps of 4 images; link steps at 0 and 2 (0 and 8 of 32 images seen), not at
     # 4 (16 of 32: half the budget) or 6
     assert steps == {"G": 8, "G_link": 2}
+    rows = [json.loads(r) for r in (run / "stats.jsonl").read_text().splitlines()]
+    adv = ["Loss/G/link_adv" in r for r in rows if "Loss/G/adv" in r]
+    assert adv == [True, False]  # steps 0-3 logged with the perturbed renders, 4-7 without
 
 
 @pytest.mark.parametrize(("clip", "share"), [(1e-9, 1.0), (1e9, 0.0)])
 def test_link_precond_clip_reaches_the_link_steps(tmp_path, tiny_overrides, clip, share):
     """link.precond_clip bounds each link step's |g / √v̂|: a tiny bound clips every
-    parameter's step, a huge one none (Link/step_clipped, logged per link step)."""
+    parameter's step, a huge one none (Link/step_clipped, the logged rows' mean)."""
     run = tmp_path / "r"
     sets = ["link.adam=precond", f"link.precond_clip={clip}", "train.kimg=0.016"]
     api.train(run, None, [*tiny_overrides, *sets], progress=False)

@@ -233,6 +233,11 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
         (["link.lr_gain_end=-1"], "link.lr_gain_end: expected a number >= 0"),
         (["link.until=0"], "link.until: expected a share of the budget"),
         (["link.adv_adam=d"], "link.adv_adam: expected 'link' or 'g'"),
+        (["link.precond_clip=2"], r"link.precond_clip: only read with link.adam: precond \(got"),
+        (["link.adam=own", "link.precond_clip_end=2"], "link.precond_clip_end: only read with"),
+        (["link.lr_gain=2"], "link.lr_gain: only read with link.adam: own or precond"),
+        (["link.lr_gain_end=0.5"], "link.lr_gain_end: only read with"),
+        (["link.adv_adam=g"], "link.adv_adam: only read with"),
         (["link.margin=1"], "link.margin: expected a share in"),
         (["link.margin=0.1", "link.form=absolute"], "link.margin: needs a share form"),
         (["link.volume_around=-0.1"], "link.volume_around / volume_points: expected"),
@@ -243,6 +248,14 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
 def test_bad_configs_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+def test_link_optimizer_options_load_under_the_modes_that_read_them():
+    """The own-optimizer options are refused only where ``link.adam`` ignores them."""
+    sets = ["link.precond_clip=2", "link.precond_clip_end=1", "link.lr_gain_end=0.5"]
+    cfg = load_config(None, ["link.adam=precond", *sets, "link.adv_adam=g"])
+    assert (cfg.link.precond_clip, cfg.link.precond_clip_end, cfg.link.adv_adam) == (2, 1, "g")
+    assert load_config(None, ["link.adam=own", "link.lr_gain=3"]).link.lr_gain == 3
 
 
 def test_missing_and_malformed_files(tmp_path):

@@ -93,7 +93,8 @@ def test_link_phase_steps_g_s_adam_or_its_own(tmp_path, tiny_overrides, adam):
     2); own — a second Adam, at lr_g·lr_gain, takes the link steps and G's keeps lr_g."""
     lr = 0.002
     run = tmp_path / adam
-    sets = [f"train.lr_g={lr}", f"link.adam={adam}", "link.lr_gain=3", "train.kimg=0.032"]
+    gain = [] if adam == "shared" else ["link.lr_gain=3"]  # shared: G's Adam, G's lr
+    sets = [f"train.lr_g={lr}", f"link.adam={adam}", *gain, "train.kimg=0.032"]
     api.train(run, None, [*tiny_overrides, *sets], progress=False)
     tensors, meta = ckpt.read_file(ckpt.list_checkpoints(run)[-1])
     steps = {

@@ -148,7 +148,9 @@ class LinkConfig:
     how far the link phase moves G is then ``lr_gain``. ``precond``: plain gradient steps
     divided by G's Adam's running RMS (which sees no link gradient;
     :class:`~link_core.train.optim.PreconditionedSGD`), so λ sets how hard the link pulls
-    against the adversarial gradients and the steps shrink as the link gradient does."""
+    against the adversarial gradients and the steps shrink as the link gradient does.
+    The options below that a mode never reads (``lr_gain`` under ``shared``,
+    ``precond_clip`` under all but ``precond``, …) are refused when set, not ignored."""
     lr_gain: float = 1.0
     """With ``adam: own`` or ``precond``: the link phase's learning rate as a multiple of
     ``train.lr_g``."""
@@ -162,12 +164,13 @@ class LinkConfig:
     smaller ones; on the 3-D preset 4 → 2 kept the locality but not FID: docs/results.md).
     0: constant."""
     lr_gain_end: float = 0.0
-    """With ``adam: own``: > 0 anneals the gain linearly from ``lr_gain`` at the run's start
-    to this at the end of its budget (kimg or minutes), so the links form early and the
-    adversarial steps have the last part of the run to restore quality. 0: constant."""
+    """With ``adam: own`` or ``precond``: > 0 anneals the gain linearly from ``lr_gain`` at
+    the run's start to this at the end of its budget (kimg or minutes), so the links form
+    early and the adversarial steps have the last part of the run to restore quality.
+    0: constant."""
     adv_adam: str = "link"
-    """With ``adam: own`` and ``feed_d``: which Adam steps G's adversarial loss on the
-    perturbed renders. ``link``: the link Adam, with the link terms (at ``lr_gain``).
+    """With ``adam: own`` or ``precond``, and ``feed_d``: which Adam steps G's adversarial
+    loss on the perturbed renders. ``link``: the link Adam, with the link terms (at ``lr_gain``).
     ``g``: G's own Adam, at ``train.lr_g`` like the main phase's adversarial loss, so the
     link gain does not also scale how hard G chases D on those renders."""
     init_axes_scale: float = 1.0

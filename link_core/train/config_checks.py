@@ -161,6 +161,7 @@ def validate_config(cfg: Any) -> None:
         raise ConfigError("link.margin: needs a share form (link.form: relative or share)")
     if cfg.link.adv_adam not in ("link", "g"):
         raise ConfigError(f"link.adv_adam: expected 'link' or 'g', got {cfg.link.adv_adam!r}")
+    _check_link_optimizer_options(cfg.link)
     if cfg.link.volume_around < 0 or cfg.link.volume_points < 2:
         raise ConfigError(
             "link.volume_around / volume_points: expected a distance >= 0 and at least 2 points,"
@@ -189,3 +190,25 @@ def validate_config(cfg: Any) -> None:
     for name, weight in cfg.link.maps.items():
         if weight < 0:
             raise ConfigError(f"link.maps.{name}: weight must be >= 0, got {weight}")
+
+
+_LINK_OPTIMIZER_OPTIONS = {
+    "lr_gain": ("own", "precond"),
+    "lr_gain_end": ("own", "precond"),
+    "precond_clip": ("precond",),
+    "precond_clip_end": ("precond",),
+    "adv_adam": ("own", "precond"),
+}
+"""The link phase's own-optimizer options and the ``link.adam`` modes that read them."""
+
+
+def _check_link_optimizer_options(link: Any) -> None:
+    """An option of the link phase's own optimizer moved from its default under a
+    ``link.adam`` mode that never reads it is an error, not a setting silently ignored."""
+    defaults = {f.name: f.default for f in dataclasses.fields(link)}
+    for name, modes in _LINK_OPTIMIZER_OPTIONS.items():
+        if getattr(link, name) != defaults[name] and link.adam not in modes:
+            raise ConfigError(
+                f"link.{name}: only read with link.adam: {' or '.join(modes)} "
+                f"(got link.adam: {link.adam!r}, which ignores it)"
+            )

@@ -25,6 +25,7 @@ import json
 import math
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,30 +107,55 @@ def _share(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"  # None: no sample of that view saw it
 
 
-def views_table(result: dict[str, Any]) -> str:
-    """The share of each edit's change inside its part by camera view (front / side / back
-    of ``link_mse``'s ``edit_share_by_view``) and pooled over views, one row per variant
-    that has them (RGB / depth per entry); empty when none has."""
+def _parts_table(
+    result: dict[str, Any], head: str, key: str, cell: Callable[[dict[str, Any]], str]
+) -> str:
+    """One row per variant whose ``link_mse`` has ``key`` for every part and map, one column
+    per part (``cell`` of its ``{map: figures}``); empty when no variant has it."""
     lines = []
     for name, row in result["variants"].items():
         per = row.get("link_mse", {})
         if not per or not all(
-            "edit_share_by_view" in m for maps in per.values() for m in maps.values()
+            maps and all(key in m for m in maps.values()) for maps in per.values()
         ):
             continue
         if not lines:
-            lines += [
-                "| variant (front, side, back, pooled; RGB / depth) | " + " | ".join(per) + " |",
-                "|---|" + "---|" * len(per),
-            ]
-        cells = []
-        for maps in per.values():  # one part: {map: link_mse figures}
-            views = next(iter(maps.values()))["edit_share_by_view"]
-            entries = [[m["edit_share_by_view"][v] for m in maps.values()] for v in views]
-            entries.append([m["edit_share_pooled"] for m in maps.values()])
-            cells.append(", ".join(" / ".join(map(_share, e)) for e in entries))
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+            lines += [f"| {head} | " + " | ".join(per) + " |", "|---|" + "---|" * len(per)]
+        lines.append(f"| {name} | " + " | ".join(cell(maps) for maps in per.values()) + " |")
     return "\n".join(lines)
+
+
+def _views_cell(maps: dict[str, Any]) -> str:
+    views = next(iter(maps.values()))["edit_share_by_view"]
+    entries = [[m["edit_share_by_view"][v] for m in maps.values()] for v in views]
+    entries.append([m["edit_share_pooled"] for m in maps.values()])
+    return ", ".join(" / ".join(map(_share, e)) for e in entries)
+
+
+def views_table(result: dict[str, Any]) -> str:
+    """The share of each edit's change inside its part by camera view (front / side / back
+    of ``link_mse``'s ``edit_share_by_view``) and pooled over views, one row per variant
+    that has them (RGB / depth per entry); empty when none has."""
+    head = "variant (front, side, back, pooled; RGB / depth)"
+    return _parts_table(result, head, "edit_share_by_view", _views_cell)
+
+
+def _escapes_cell(maps: dict[str, Any]) -> str:
+    def pct(v: float | None) -> str:
+        return "–" if v is None else f"{v:.0%}"
+
+    views = next(iter(maps.values())).get("edit_escapes_by_view", {})
+    entries = [[m["edit_escapes_by_view"][v] for m in maps.values()] for v in views]
+    entries.append([m["edit_escapes"] for m in maps.values()])
+    return ", ".join(" / ".join(map(pct, e)) for e in entries)
+
+
+def escapes_table(result: dict[str, Any]) -> str:
+    """The share of each part's edits that change mostly something else (``link_mse``'s
+    ``edit_escapes``) by camera view where measured, then over all views (RGB / depth),
+    one row per variant that has it; empty when none has."""
+    head = "variant (edits mostly outside: front, side, back, all; RGB / depth)"
+    return _parts_table(result, head, "edit_escapes", _escapes_cell)
 
 
 def weakest_locality(row: dict[str, Any]) -> float:
@@ -213,6 +239,9 @@ def _print_tables(result: dict[str, Any]) -> None:
     views = views_table(result)
     if views:
         print("\nChange inside by view:\n" + views)
+    escapes = escapes_table(result)
+    if escapes:
+        print("\nEdits that escape their part:\n" + escapes)
 
 
 def main() -> None:

@@ -213,7 +213,8 @@ def run_demo(
             _log(
                 f"  {name} {map_name}: edit_in {m['edit_in']:.4f}  edit_out {m['edit_out']:.4f}"
                 f"  out/in {m['out_over_in']:.3f}  rest_in {m['rest_in']:.4f}"
-                f"  change inside {m['edit_share']:.1%} (pooled {m['edit_share_pooled']:.1%})"
+                f"  change inside {m['edit_share']:.1%} (pooled {m['edit_share_pooled']:.1%},"
+                f" {m['edit_escapes']:.0%} of edits mostly outside)"
                 + (f" (front / side / back {views_text(m)})" if "edit_share_by_view" in m else "")
             )
     if baseline:

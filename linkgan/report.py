@@ -95,6 +95,7 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
                         f"{m['rest_out']:.4f}",
                         f"{m['edit_share']:.3f}" if "edit_share" in m else "–",
                         f"{m['edit_share_pooled']:.3f}" if "edit_share_pooled" in m else "–",
+                        f"{m['edit_escapes']:.1%}" if "edit_escapes" in m else "–",
                         views_text(m),
                     )
                 )
@@ -112,6 +113,7 @@ def _metrics_table(metrics: dict[str, Any]) -> str:
             "rest_out",
             "edit's change inside",
             "inside, pooled",
+            "edits mostly outside",
             "inside: front / side / back",
         )
     )

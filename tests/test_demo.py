@@ -88,8 +88,13 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
     views, seen = on["image"]["edit_share_by_view"], on["image"]["seen_by_view"]
     assert set(views) == {"front", "side", "back"} and sum(seen.values()) > 0
     assert 0 <= on["image"]["edit_share_pooled"] <= 1
+    assert 0 <= on["image"]["edit_escapes"] <= 1
     assert on["image"]["edit_share"] == pytest.approx(
         sum(v * seen[k] for k, v in views.items() if v is not None) / sum(seen.values())
+    )
+    escaped = on["image"]["edit_escapes_by_view"]
+    assert on["image"]["edit_escapes"] == pytest.approx(
+        sum(v * seen[k] for k, v in escaped.items() if v is not None) / sum(seen.values())
     )
     assert len(list((demo_out / "edits").glob("edit_seed*_top.png"))) == 3
     for name in ("top_turntable.mp4", "top_control.mp4"):
@@ -108,6 +113,7 @@ def test_demo_writes_grids_videos_meshes_metrics_and_a_report(demo_out, capsys):
     assert metrics["diversity"]["data"]["top"]["image"] > 0
     html = (demo_out / "index.html").read_text()
     assert "inside: front / side / back" in html and "inside, pooled" in html
+    assert "edits mostly outside" in html
     assert "Linked vs the same fine-tuning without the link (0.016 kimg)" in html
     assert "Quality, overall and per part" in html and "hair: hat" in html
     # The post-hoc editors beside the link (the tiny run starts from scratch: on itself).

@@ -50,6 +50,7 @@ def test_perfect_link_has_no_leak(mode):
     assert m["region_var"] > 0.01  # the region is diverse across seeds
     assert m["edit_share"] == pytest.approx(1.0, abs=1e-6)  # all of the edit's change inside
     assert m["edit_share_pooled"] == pytest.approx(1.0, abs=1e-6)
+    assert m["edit_escapes"] == 0.0  # no edit changes mostly something else
     assert m["region_area"] == pytest.approx(0.25)  # the box is a quarter of the image
 
 
@@ -62,6 +63,18 @@ def test_region_var_is_zero_for_a_constant_region():
     }
     m = link_mse(G, LINKS, num=8)["link_mse"]["box"]["image"]
     assert m["region_var"] == pytest.approx(0.0, abs=1e-10) and m["edit_in"] == 0
+
+
+def test_edits_that_escape_their_region_are_counted():
+    """With w₀ steering the outside 100× as hard (a saturated tanh), an edit that flips w₀'s
+    sign changes the outside wholesale and one that does not barely touches it: about half
+    the edits escape, each almost wholly outside, which the mean share only dilutes."""
+    m = link_mse(AnalyticG(100.0), LINKS, num=32)["link_mse"]["box"]["image"]
+    assert 0.25 < m["edit_escapes"] < 0.75
+    assert (
+        link_mse(AnalyticG(0.2), LINKS, num=32)["link_mse"]["box"]["image"]["edit_escapes"]
+        < (m["edit_escapes"])
+    )
 
 
 def test_leaky_generator_is_measured():

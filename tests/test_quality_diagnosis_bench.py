@@ -8,7 +8,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import pytest  # noqa: E402
-from quality_diagnosis import tradeoff_plot, views_table, weakest_locality  # noqa: E402
+from quality_diagnosis import (  # noqa: E402
+    escapes_table,
+    tradeoff_plot,
+    views_table,
+    weakest_locality,
+)
 
 
 def _maps(front: float | None, back: float, pooled: float) -> dict:
@@ -32,6 +37,25 @@ def test_views_table_has_a_row_per_3d_variant_and_skips_the_rest():
         " | – / –, 0.50 / 0.50, 0.50 / 0.50, 1.00 / 1.00 |"
     )
     assert views_table({"variants": {"unlinked": {"fid": 40.0}}}) == ""
+
+
+def test_escapes_table_lists_the_share_of_edits_mostly_outside_per_part():
+    views = {"front": 0.05, "side": 0.1, "back": None}
+    esc = {m: {"edit_escapes": 0.05, "edit_escapes_by_view": views} for m in ("image", "depth")}
+    flat = {"eyes": {"image": {"edit_escapes": 0.5}}}  # 2-D: no views
+    result = {
+        "variants": {
+            "clip": {"link_mse": {"eyes": esc}},
+            "flat": {"link_mse": flat},
+            "older": {"link_mse": {"eyes": {}}},
+        }
+    }
+    assert escapes_table(result).splitlines() == [
+        "| variant (edits mostly outside: front, side, back, all; RGB / depth) | eyes |",
+        "|---|---|",
+        "| clip | 5% / 5%, 10% / 10%, – / –, 5% / 5% |",
+        "| flat | 50% |",
+    ]
 
 
 def _row(fid: float, local: dict[str, float]) -> dict:

@@ -14,6 +14,12 @@ For each link, over N fixed seeds, with images in [0, 1]:
   region_area        : the region's mean share of the image: a ``box3d`` region is where
                        the surface lies in its box, so a model can also "link" by moving the
                        part's surface out of the box, which this exposes.
+  edit_escapes       : the share of those samples whose edit escapes its region (less than
+                       half of its change inside): the edits that change something else
+                       (a hat that comes and goes with the eyes' axes), which a mean
+                       share of 0.8 can hide. 3-D generators add ``edit_escapes_by_view``
+                       (front / side / back, as below): from behind, where a part is a
+                       sliver, most edits escape it.
   edit_share_pooled  : the summed change inside over the summed change, pooled over those
                        samples (a ratio of sums): weighs each view by how much its edit
                        changes, where edit_share counts a view whose edit barely changes
@@ -60,11 +66,15 @@ ACCUMULATED = (
     "region_area",
     "share_sum",
     "share_count",
+    "escape_count",
     "pooled_in",
     "pooled_total",
 )
 """Sums :func:`link_mse` keeps per link and map (``share_*`` become ``edit_share``,
-``pooled_*`` ``edit_share_pooled``)."""
+``pooled_*`` ``edit_share_pooled``, ``escape_count`` ``edit_escapes``)."""
+ESCAPE_SHARE = 0.5
+"""An edit whose share of change inside its region is below this *escapes* the region
+(``edit_escapes``): it changes mostly something else."""
 VIEWS = (("front", 0.0, 60.0), ("side", 60.0, 120.0), ("back", 120.0, 180.01))
 """(name, from, to): |yaw| ranges in degrees about the front (+z) for ``edit_share_by_view``;
 front is the link phase's camera range in the 3-D presets (``link.view_yaw_deg``)."""
@@ -168,13 +178,20 @@ def link_mse(
                 seen = m.sum(dim=(1, 2, 3)) > 0.5  # edit_share: samples that see the region
                 inside, total = change_sums(xe, x, m)
                 share = share_of_sums(inside, total)  # change_share, keeping the sums
+                escaped = share < ESCAPE_SHARE
                 acc["share_sum"] += float(share[seen].sum())
                 acc["share_count"] += float(seen.sum())
+                acc["escape_count"] += float(escaped[seen].sum())
                 acc["pooled_in"] += float(inside[seen].sum())
                 acc["pooled_total"] += float(total[seen].sum())
                 for view, in_view in (views or {}).items():
                     keep = seen & in_view
-                    for key, v in (("share_sum", share), ("share_count", keep), ("total", total)):
+                    for key, v in (
+                        ("share_sum", share),
+                        ("share_count", keep),
+                        ("total", total),
+                        ("escape_count", escaped),
+                    ):
                         acc[f"{key}/{view}"] = acc.get(f"{key}/{view}", 0.0) + float(v[keep].sum())
     result = {
         name: {m: {k: v / num for k, v in acc.items() if "/" not in k} for m, acc in per.items()}
@@ -183,13 +200,18 @@ def link_mse(
     for name, per_map in result.items():
         for map_name, acc in per_map.items():
             acc["out_over_in"] = acc["edit_out"] / max(acc["edit_in"], 1e-12)
-            acc["edit_share"] = acc.pop("share_sum") / max(acc.pop("share_count"), 1e-12)
+            seen = max(acc.pop("share_count"), 1e-12)
+            acc["edit_share"] = acc.pop("share_sum") / seen
+            acc["edit_escapes"] = acc.pop("escape_count") / seen
             acc["edit_share_pooled"] = acc.pop("pooled_in") / max(acc.pop("pooled_total"), 1e-12)
             by_view = sums[name][map_name]
             if "share_sum/front" in by_view:  # None where no sample of that view saw the part
                 counts = {v: by_view[f"share_count/{v}"] for v, _, _ in VIEWS}
                 acc["edit_share_by_view"] = {
                     v: by_view[f"share_sum/{v}"] / n if n else None for v, n in counts.items()
+                }
+                acc["edit_escapes_by_view"] = {
+                    v: by_view[f"escape_count/{v}"] / n if n else None for v, n in counts.items()
                 }
                 acc["seen_by_view"] = {v: int(n) for v, n in counts.items()}
                 acc["change_by_view"] = {

@@ -103,8 +103,8 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _share(value: float | None) -> str:
-    return "–" if value is None else f"{value:.2f}"  # None: no sample of that view saw it
+def _share(value: float | None, fmt: str = ".2f") -> str:
+    return "–" if value is None else format(value, fmt)  # None: no sample of that view saw it
 
 
 def _parts_table(
@@ -141,13 +141,10 @@ def views_table(result: dict[str, Any]) -> str:
 
 
 def _escapes_cell(maps: dict[str, Any]) -> str:
-    def pct(v: float | None) -> str:
-        return "–" if v is None else f"{v:.0%}"
-
     views = next(iter(maps.values())).get("edit_escapes_by_view", {})
     entries = [[m["edit_escapes_by_view"][v] for m in maps.values()] for v in views]
     entries.append([m["edit_escapes"] for m in maps.values()])
-    return ", ".join(" / ".join(map(pct, e)) for e in entries)
+    return ", ".join(" / ".join(_share(v, ".0%") for v in e) for e in entries)
 
 
 def escapes_table(result: dict[str, Any]) -> str:

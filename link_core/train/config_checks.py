@@ -192,12 +192,14 @@ def validate_config(cfg: Any) -> None:
             raise ConfigError(f"link.maps.{name}: weight must be >= 0, got {weight}")
 
 
+OWN_OPTIMIZER_MODES = ("own", "precond")
+"""The ``link.adam`` modes in which the link phase steps an optimizer of its own."""
 _LINK_OPTIMIZER_OPTIONS = {
-    "lr_gain": ("own", "precond"),
-    "lr_gain_end": ("own", "precond"),
+    "lr_gain": OWN_OPTIMIZER_MODES,
+    "lr_gain_end": OWN_OPTIMIZER_MODES,
     "precond_clip": ("precond",),
     "precond_clip_end": ("precond",),
-    "adv_adam": ("own", "precond"),
+    "adv_adam": OWN_OPTIMIZER_MODES,
 }
 """The link phase's own-optimizer options and the ``link.adam`` modes that read them."""
 

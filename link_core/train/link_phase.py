@@ -19,6 +19,7 @@ from link_core.errors import ConfigError
 from link_core.interface import Generator, Outputs
 from link_core.link import Box3DRegion, Link, build_links, link_loss, volume_link_loss
 from link_core.train.config import Config, LinkConfig
+from link_core.train.config_checks import OWN_OPTIMIZER_MODES
 from link_core.train.gan_losses import g_nonsaturating_loss
 
 SynthesisFn = Callable[..., Outputs]
@@ -95,7 +96,7 @@ class LinkPhase:
     def own_optimizer(self) -> bool:
         """Whether the phase steps an optimizer of its own (``link.adam: own`` or
         ``precond``) instead of G's Adam."""
-        return self.on and self.cfg.adam in ("own", "precond")
+        return self.on and self.cfg.adam in OWN_OPTIMIZER_MODES
 
     @property
     def lr_gain(self) -> float:

@@ -14,6 +14,7 @@ from link_core.link import (
     MaskRegion,
     build_links,
     change_share,
+    in_out_terms,
     leak_fraction,
     link_loss,
     masked_mse,
@@ -231,6 +232,32 @@ def test_share_pooled_counts_views_that_hide_the_region_and_keeps_their_gradient
     ws = torch.randn(4, 3, W_DIM)
     res = link_loss(_render(G), ws, _links(), form="share_pooled")
     assert res.total.item() > 0 and "link/part/image/out" in res.terms
+
+
+def test_share_mixed_pulls_back_an_escaped_edit_and_keeps_each_small_edits_pull():
+    """``share_mixed``: eq. 4 is the mean of the per-sample and the pooled share. An edit with
+    nothing inside its part (the hat toggled by the eyes' axes) has a per-sample share of 1
+    and no gradient; the mixed form pulls it back. A small local edit beside it keeps at
+    least half of the per-sample pull, which pooling alone gives to the big edit."""
+    box = BoxRegion((BOX,)).mask(RES, RES)[0]
+    mask = torch.stack([box, box])
+    escaped = torch.tensor(0.5, requires_grad=True)  # sample 1's change, all outside
+    leak = torch.tensor(0.02, requires_grad=True)  # sample 0's small leak outside
+    edit = torch.stack([0.1 * box + leak * (1 - box), escaped * (1 - box)])
+    x = torch.zeros(2, 3, RES, RES)
+    x1, x2 = x + edit, x.clone()
+    out = {f: in_out_terms(x, x1, x2, mask, f)[1] for f in ("share", "share_pooled", "share_mixed")}
+    assert out["share_mixed"].item() == pytest.approx(
+        0.5 * (out["share"] + out["share_pooled"]).item(), rel=1e-6
+    )
+    grads = {f: torch.autograd.grad(v, (escaped, leak), retain_graph=True) for f, v in out.items()}
+    assert abs(grads["share"][0].item()) < 1e-6  # per sample: the escaped edit is let be
+    assert grads["share_mixed"][0].item() > 1e-3  # mixed: pulled back
+    assert grads["share_pooled"][1].item() < 0.1 * grads["share"][1].item()  # pooled: lost
+    assert grads["share_mixed"][1].item() >= 0.5 * grads["share"][1].item()  # mixed: kept
+    G = ToyG(coupling=1.0)
+    res = link_loss(_render(G), torch.randn(4, 3, W_DIM), _links(), form="share_mixed")
+    assert 0 < res.terms["link/part/image/out"].item() < 1
 
 
 def test_share_groups_pool_each_samples_views():

@@ -30,7 +30,7 @@ import torch
 from link_core.link.links import Link
 from link_core.link.regions import Outputs, resize_mask
 
-LOSS_FORMS = ("absolute", "relative", "share", "share_fixed", "share_pooled")
+LOSS_FORMS = ("absolute", "relative", "share", "share_fixed", "share_pooled", "share_mixed")
 """How the link loss measures eqs. 3 and 4 (``link.form``; :func:`link_loss`)."""
 
 RenderFn = Callable[[torch.Tensor, torch.Tensor | None], Outputs]
@@ -214,12 +214,24 @@ def in_out_terms(
     l_in = leak_fraction(x2, x, mask, fixed_total=fixed, margin=margin)
     # eq. 4, as a share of x₁'s change (per pixel, or summed: the ``share`` forms; pooled
     # over the batch: ``share_pooled``, one group)
-    if form == "share_pooled":
-        groups = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    one_group = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
     summed = form != "relative"
     l_out = leak_fraction(
-        x1, x, 1.0 - mask, summed=summed, fixed_total=fixed, margin=margin, groups=groups
+        x1,
+        x,
+        1.0 - mask,
+        summed=summed,
+        fixed_total=fixed,
+        margin=margin,
+        groups=one_group if form == "share_pooled" else groups,
     )
+    if form == "share_mixed":
+        # Half per sample, half pooled: an edit whose change all escaped has a per-sample
+        # share near 1 with gradient inside / whole² ≈ 0; pooled, each unit of its change
+        # outside is pulled as hard as any other sample's, while the per-sample half keeps
+        # the pull on the typical small edit that pooling gives to the batch's big ones.
+        pooled = leak_fraction(x1, x, 1.0 - mask, summed=True, margin=margin, groups=one_group)
+        l_out = 0.5 * (l_out + pooled)
     return l_in, l_out
 
 
@@ -290,6 +302,10 @@ def link_loss(
         count too, so an edit that tints the back of a head is pulled back from behind as
         hard as from the front (per sample, such a view's share sits near 1 and has almost
         no gradient, or is skipped when the region is wholly out of view).
+        ``share_mixed`` is the mean of ``share``'s eq. 4 and ``share_pooled``'s: the pooled
+        half pulls back an edit whose change all lies outside its region (per sample its
+        share sits near 1, where the gradient ``inside / whole²`` vanishes), the per-sample
+        half keeps each small edit's own pull.
     sources: ``[B, num_ws, w_dim]``, other instances' w. When given, x₁ and x₂ *resample*
         instead of adding noise: they take their moved axes from ``sources`` (α = 1: the
         whole way, :func:`swap_axes`), so every perturbed w is one the mapping produces, as

@@ -134,7 +134,9 @@ class LinkConfig:
     ``share_pooled``: ``share`` with eq. 4 as one share of the batch's summed change, views
     that hide the region included (with ``view_yaw_deg: 0`` the link cameras go all round):
     on the 3-D preset it removed the edits' tint of the back of the head but cost FID and
-    the front views' locality (docs/results.md)."""
+    the front views' locality (docs/results.md). ``share_mixed``: the mean of ``share``'s
+    and ``share_pooled``'s eq. 4, so an edit whose change all escaped its region is pulled
+    back (per sample its share's gradient vanishes) and each small edit keeps its pull."""
     margin: float = 0.0
     """With the ``relative`` / ``share`` forms: each sample's share of change on the wrong
     side counts only above this (a hinge, e.g. 0.05), so a link already that local adds no

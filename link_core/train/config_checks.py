@@ -13,7 +13,7 @@ from typing import Any
 from link_core.errors import ConfigError
 
 # = link_core.link.LOSS_FORMS (a torch-free copy)
-LOSS_FORMS = ("absolute", "relative", "share", "share_fixed", "share_pooled")
+LOSS_FORMS = ("absolute", "relative", "share", "share_fixed", "share_pooled", "share_mixed")
 """How the link loss measures eqs. 3 and 4 (``link.form``; ``link_core.link.link_loss``)."""
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 """``train.compile``'s modes."""
@@ -130,7 +130,7 @@ def validate_config(cfg: Any) -> None:
     if cfg.link.extra_views > 0 and not cfg.link.form.startswith("share"):
         raise ConfigError(
             f"link.extra_views: pools eq. 4 over a sample's views, which needs a share form "
-            f"(link.form: share, share_fixed or share_pooled), got {cfg.link.form!r}"
+            f"(link.form: share, share_fixed, share_pooled or share_mixed), got {cfg.link.form!r}"
         )
     if cfg.link.perturb not in ("gaussian", "resample"):
         raise ConfigError(

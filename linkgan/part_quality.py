@@ -36,6 +36,7 @@ from link_core.metrics.attributes import (
     frequency_ratios,
     load_attribute_net,
     predict_attributes,
+    readable_attributes,
     save_attribute_net,
     train_attribute_net,
 )
@@ -270,8 +271,10 @@ def attribute_check(
 ) -> dict[str, Any]:
     """Attribute frequencies of ``num`` generated heads (seeds ``seed …``, cameras from
     :func:`attribute_cameras`) against the classifier's on held-out real heads:
-    ``{"model", "data", "ratio", "worst", "classifier", "settings"}``; ``ratio`` is
-    model / data per value (1 is right; ``worst`` the farthest from 1)."""
+    ``{"model", "data", "ratio", "worst", "readable", "classifier", "settings"}``; ``ratio``
+    is model / data per value (1 is right; ``worst`` the farthest from 1 among the
+    ``readable`` attributes, those the classifier reads well above chance, or among all
+    when none is)."""
     net, card = attribute_classifier(cfg, cache, progress, *classifier)
     device = next(G.parameters()).device
     heads = cfg.data.synthetic in HEAD_KINDS
@@ -293,8 +296,9 @@ def attribute_check(
     model = frequencies(predict_attributes(net, torch.cat(images)), net.vocab)
     data = card["held_out_predicted"]
     ratio = frequency_ratios(model, data)
+    readable = readable_attributes(card["held_out_accuracy"], card["held_out_true"]) or list(ratio)
     worst = max(
-        ((k, v, r) for k, per in ratio.items() for v, r in per.items()),
+        ((k, v, r) for k in readable for v, r in ratio[k].items()),
         key=lambda t: abs(math.log(max(t[2], 1e-6))),
     )
     return {
@@ -302,6 +306,7 @@ def attribute_check(
         "data": data,
         "ratio": {k: {v: round(r, 4) for v, r in per.items()} for k, per in ratio.items()},
         "worst": {"attribute": worst[0], "value": worst[1], "ratio": round(worst[2], 4)},
+        "readable": readable,
         "classifier": {k: card[k] for k in ("data", "train", "held_out", "held_out_accuracy")},
         "settings": {"num": num, "seed": seed, "cameras": card["cameras"]},
     }

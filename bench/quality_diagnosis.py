@@ -150,8 +150,17 @@ def _escapes_cell(maps: dict[str, Any]) -> str:
 def escapes_table(result: dict[str, Any]) -> str:
     """The share of each part's edits that change mostly something else (``link_mse``'s
     ``edit_escapes``) by camera view where measured, then over all views (RGB / depth),
-    one row per variant that has it; empty when none has."""
-    head = "variant (edits mostly outside: front, side, back, all; RGB / depth)"
+    one row per variant that has it; empty when none has. The head names views and depth
+    only when some row has them (a 2-D result has one figure per part)."""
+    by_view = any(
+        "edit_escapes_by_view" in m
+        for row in result["variants"].values()
+        for maps in row.get("link_mse", {}).values()
+        for m in maps.values()
+    )
+    head = "variant (edits mostly outside" + (
+        ": front, side, back, all; RGB / depth)" if by_view else ")"
+    )
     return _parts_table(result, head, "edit_escapes", _escapes_cell)
 
 

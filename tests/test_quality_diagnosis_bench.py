@@ -56,6 +56,8 @@ def test_escapes_table_lists_the_share_of_edits_mostly_outside_per_part():
         "| clip | 5% / 5%, 10% / 10%, – / –, 5% / 5% |",
         "| flat | 50% |",
     ]
+    only_2d = {"variants": {"flat": {"link_mse": flat}}}
+    assert escapes_table(only_2d).splitlines()[0] == "| variant (edits mostly outside) | eyes |"
 
 
 def _row(fid: float, local: dict[str, float]) -> dict:

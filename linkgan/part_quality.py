@@ -296,9 +296,9 @@ def attribute_check(
     model = frequencies(predict_attributes(net, torch.cat(images)), net.vocab)
     data = card["held_out_predicted"]
     ratio = frequency_ratios(model, data)
-    readable = readable_attributes(card["held_out_accuracy"], card["held_out_true"]) or list(ratio)
+    readable = readable_attributes(card["held_out_accuracy"], card["held_out_true"])
     worst = max(
-        ((k, v, r) for k in readable for v, r in ratio[k].items()),
+        ((k, v, r) for k in readable or ratio for v, r in ratio[k].items()),
         key=lambda t: abs(math.log(max(t[2], 1e-6))),
     )
     return {

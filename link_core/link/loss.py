@@ -214,7 +214,8 @@ def in_out_terms(
     l_in = leak_fraction(x2, x, mask, fixed_total=fixed, margin=margin)
     # eq. 4, as a share of x₁'s change (per pixel, or summed: the ``share`` forms; pooled
     # over the batch: ``share_pooled``, one group)
-    one_group = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    pools = form in ("share_pooled", "share_mixed")
+    one_group = torch.zeros(x.shape[0], dtype=torch.long, device=x.device) if pools else None
     summed = form != "relative"
     l_out = leak_fraction(
         x1,

@@ -15,6 +15,8 @@ from link_core.errors import ConfigError
 # = link_core.link.LOSS_FORMS (a torch-free copy)
 LOSS_FORMS = ("absolute", "relative", "share", "share_fixed", "share_pooled", "share_mixed")
 """How the link loss measures eqs. 3 and 4 (``link.form``; ``link_core.link.link_loss``)."""
+SHARE_FORMS = tuple(form for form in LOSS_FORMS if form.startswith("share"))
+"""The forms whose eq. 4 is a share of summed change, which ``link.extra_views`` pools."""
 COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 """``train.compile``'s modes."""
 
@@ -127,10 +129,10 @@ def validate_config(cfg: Any) -> None:
         )
     if not 0 <= cfg.link.extra_views <= 8:
         raise ConfigError(f"link.extra_views: expected 0-8 views, got {cfg.link.extra_views}")
-    if cfg.link.extra_views > 0 and not cfg.link.form.startswith("share"):
+    if cfg.link.extra_views > 0 and cfg.link.form not in SHARE_FORMS:
         raise ConfigError(
             f"link.extra_views: pools eq. 4 over a sample's views, which needs a share form "
-            f"(link.form: share, share_fixed, share_pooled or share_mixed), got {cfg.link.form!r}"
+            f"(link.form: {', '.join(SHARE_FORMS)}), got {cfg.link.form!r}"
         )
     if cfg.link.perturb not in ("gaussian", "resample"):
         raise ConfigError(

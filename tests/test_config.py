@@ -240,6 +240,8 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
         (["link.adv_adam=g"], "link.adv_adam: only read with"),
         (["link.margin=1"], "link.margin: expected a share in"),
         (["link.margin=0.1", "link.form=absolute"], "link.margin: needs a share form"),
+        (["link.mix=1.5", "link.form=share_mixed"], r"link.mix: expected a weight in \[0, 1\]"),
+        (["link.mix=0.75", "link.form=share"], "link.mix: weighs share_mixed's two shares"),
         (["link.volume_around=-0.1"], "link.volume_around / volume_points: expected"),
         (["link.volume_points=1"], "link.volume_around / volume_points: expected"),
         (["novalue"], "expected key=value"),
@@ -256,6 +258,7 @@ def test_link_optimizer_options_load_under_the_modes_that_read_them():
     cfg = load_config(None, ["link.adam=precond", *sets, "link.adv_adam=g"])
     assert (cfg.link.precond_clip, cfg.link.precond_clip_end, cfg.link.adv_adam) == (2, 1, "g")
     assert load_config(None, ["link.adam=own", "link.lr_gain=3"]).link.lr_gain == 3
+    assert load_config(None, ["link.form=share_mixed", "link.mix=0.75"]).link.mix == 0.75
 
 
 def test_missing_and_malformed_files(tmp_path):

@@ -258,6 +258,15 @@ def test_share_mixed_pulls_back_an_escaped_edit_and_keeps_each_small_edits_pull(
     G = ToyG(coupling=1.0)
     res = link_loss(_render(G), torch.randn(4, 3, W_DIM), _links(), form="share_mixed")
     assert 0 < res.terms["link/part/image/out"].item() < 1
+    # ``mix`` weights the per-sample share: 1 is ``share``, 0 ``share_pooled``, 0.75 between
+    for mix, expect in ((1.0, out["share"]), (0.0, out["share_pooled"])):
+        assert in_out_terms(x, x1, x2, mask, "share_mixed", mix=mix)[1].item() == pytest.approx(
+            expect.item(), rel=1e-6
+        )
+    three_quarters = in_out_terms(x, x1, x2, mask, "share_mixed", mix=0.75)[1]
+    assert three_quarters.item() == pytest.approx(
+        (0.75 * out["share"] + 0.25 * out["share_pooled"]).item(), rel=1e-6
+    )
 
 
 def test_share_groups_pool_each_samples_views():

@@ -194,6 +194,7 @@ def in_out_terms(
     scale2: float = 1.0,
     margin: float = 0.0,
     groups: torch.Tensor | None = None,
+    mix: float = 0.5,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Eqs. 3 and 4 of one link on one map: ``(L_i, L_iᶜ)`` as scalars.
 
@@ -203,8 +204,9 @@ def in_out_terms(
     multiplies the absolute form (a map's squared scale; the shares are scale-free);
     ``margin``: the shares' hinge (:func:`leak_fraction`; the absolute form has none).
     ``groups``: ``[B]`` sample ids when rows are views of one sample: eq. 4's share (the
-    ``share`` forms) pools each sample's views (:func:`leak_fraction`). x, x₁, x₂:
-    ``[B, C, H, W]``; mask: ``[B, 1, H, W]``.
+    ``share`` forms) pools each sample's views (:func:`leak_fraction`). ``mix``: with
+    ``share_mixed``, the per-sample share's weight in eq. 4 (the pooled one's is
+    ``1 − mix``). x, x₁, x₂: ``[B, C, H, W]``; mask: ``[B, 1, H, W]``.
     """
     if form == "absolute":
         l_in = masked_mse(x2, x, mask).mean() * scale2  # eq. 3
@@ -227,12 +229,12 @@ def in_out_terms(
         groups=one_group if form == "share_pooled" else groups,
     )
     if form == "share_mixed":
-        # Half per sample, half pooled: an edit whose change all escaped has a per-sample
+        # Part per sample, part pooled: an edit whose change all escaped has a per-sample
         # share near 1 with gradient inside / whole² ≈ 0; pooled, each unit of its change
-        # outside is pulled as hard as any other sample's, while the per-sample half keeps
+        # outside is pulled as hard as any other sample's, while the per-sample part keeps
         # the pull on the typical small edit that pooling gives to the batch's big ones.
         pooled = leak_fraction(x1, x, 1.0 - mask, summed=True, margin=margin, groups=one_group)
-        l_out = 0.5 * (l_out + pooled)
+        l_out = torch.lerp(pooled, l_out, mix)
     return l_in, l_out
 
 
@@ -268,6 +270,7 @@ def link_loss(
     sources: torch.Tensor | None = None,
     margin: float = 0.0,
     groups: torch.Tensor | None = None,
+    mix: float = 0.5,
 ) -> LinkLossResult:
     """Equations 3–6 for every link, in one batched render.
 
@@ -306,7 +309,8 @@ def link_loss(
         ``share_mixed`` is the mean of ``share``'s eq. 4 and ``share_pooled``'s: the pooled
         half pulls back an edit whose change all lies outside its region (per sample its
         share sits near 1, where the gradient ``inside / whole²`` vanishes), the per-sample
-        half keeps each small edit's own pull.
+        half keeps each small edit's own pull; ``mix`` weights the per-sample share (the
+        pooled one gets ``1 − mix``).
     sources: ``[B, num_ws, w_dim]``, other instances' w. When given, x₁ and x₂ *resample*
         instead of adding noise: they take their moved axes from ``sources`` (α = 1: the
         whole way, :func:`swap_axes`), so every perturbed w is one the mapping produces, as
@@ -358,7 +362,7 @@ def link_loss(
             x1, x2 = chunks[name][1 + 2 * i], chunks[name][2 + 2 * i]
             m = resize_mask(mask, x.shape[-2:])
             s2 = float((map_scales or {}).get(name, 1.0)) ** 2
-            l_in, l_out = in_out_terms(x, x1, x2, m, form, s2, margin, groups)
+            l_in, l_out = in_out_terms(x, x1, x2, m, form, s2, margin, groups, mix)
             terms[f"link/{link.name}/{name}/in"] = l_in
             terms[f"link/{link.name}/{name}/out"] = l_out
             # eqs. 5, 6, with the link's own weight (1 in the paper)

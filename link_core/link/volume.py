@@ -70,6 +70,7 @@ def volume_link_loss(
     sources: torch.Tensor | None = None,
     around: float = 0.0,
     margin: float = 0.0,
+    mix: float = 0.5,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The link loss on the 3-D field itself, without rendering (beyond the paper).
 
@@ -123,7 +124,7 @@ def volume_link_loss(
     for i, link in enumerate(volume_links):
         inside = link.region.contains(points)[:, None, :, None].to(x.dtype)  # [B, 1, P, 1]
         l_in, l_out = in_out_terms(
-            x, parts[1 + 2 * i], parts[2 + 2 * i], inside, form, margin=margin
+            x, parts[1 + 2 * i], parts[2 + 2 * i], inside, form, margin=margin, mix=mix
         )
         terms[f"link/{link.name}/volume/in"] = l_in
         terms[f"link/{link.name}/volume/out"] = l_out

@@ -137,6 +137,10 @@ class LinkConfig:
     the front views' locality (docs/results.md). ``share_mixed``: the mean of ``share``'s
     and ``share_pooled``'s eq. 4, so an edit whose change all escaped its region is pulled
     back (per sample its share's gradient vanishes) and each small edit keeps its pull."""
+    mix: float = 0.5
+    """With ``form: share_mixed``: the per-sample share's weight in eq. 4, in [0, 1] (the
+    pooled share gets the rest; 1 is ``share``, 0 ``share_pooled``). Refused with any other
+    form."""
     margin: float = 0.0
     """With the ``relative`` / ``share`` forms: each sample's share of change on the wrong
     side counts only above this (a hinge, e.g. 0.05), so a link already that local adds no

@@ -161,6 +161,12 @@ def validate_config(cfg: Any) -> None:
         raise ConfigError(f"link.margin: expected a share in [0, 1), got {cfg.link.margin!r}")
     if cfg.link.margin > 0 and cfg.link.form == "absolute":
         raise ConfigError("link.margin: needs a share form (link.form: relative or share)")
+    if not 0.0 <= cfg.link.mix <= 1.0:
+        raise ConfigError(f"link.mix: expected a weight in [0, 1], got {cfg.link.mix!r}")
+    if cfg.link.mix != 0.5 and cfg.link.form != "share_mixed":
+        raise ConfigError(
+            f"link.mix: weighs share_mixed's two shares; link.form is {cfg.link.form!r}"
+        )
     if cfg.link.adv_adam not in ("link", "g"):
         raise ConfigError(f"link.adv_adam: expected 'link' or 'g', got {cfg.link.adv_adam!r}")
     _check_link_optimizer_options(cfg.link)

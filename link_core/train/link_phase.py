@@ -218,6 +218,7 @@ class LinkPhase:
             sources=sources,
             margin=lc.margin,
             groups=groups,
+            mix=lc.mix,
         )
         total = res.total * lc.interval
         terms = dict(res.terms)
@@ -236,6 +237,7 @@ class LinkPhase:
                 around=lc.volume_around,
                 sources=sources,
                 margin=lc.margin,
+                mix=lc.mix,
             )
             total = total + vol * lc.volume_weight * lc.interval
             terms.update(vol_terms)

@@ -264,6 +264,8 @@ def test_share_mixed_pulls_back_an_escaped_edit_and_keeps_each_small_edits_pull(
             expect.item(), rel=1e-6
         )
     three_quarters = in_out_terms(x, x1, x2, mask, "share_mixed", mix=0.75)[1]
+    with pytest.raises(ValueError, match="mix"):
+        link_loss(_render(G), torch.randn(4, 3, W_DIM), _links(), form="share_mixed", mix=1.5)
     assert three_quarters.item() == pytest.approx(
         (0.75 * out["share"] + 0.25 * out["share_pooled"]).item(), rel=1e-6
     )

@@ -306,11 +306,10 @@ def link_loss(
         count too, so an edit that tints the back of a head is pulled back from behind as
         hard as from the front (per sample, such a view's share sits near 1 and has almost
         no gradient, or is skipped when the region is wholly out of view).
-        ``share_mixed`` is the mean of ``share``'s eq. 4 and ``share_pooled``'s: the pooled
-        half pulls back an edit whose change all lies outside its region (per sample its
-        share sits near 1, where the gradient ``inside / whole²`` vanishes), the per-sample
-        half keeps each small edit's own pull; ``mix`` weights the per-sample share (the
-        pooled one gets ``1 − mix``).
+        ``share_mixed`` weighs ``share``'s eq. 4 by ``mix`` and ``share_pooled``'s by
+        ``1 − mix`` (by default the mean): the pooled part pulls back an edit whose change
+        all lies outside its region (per sample its share sits near 1, where the gradient
+        ``inside / whole²`` vanishes), the per-sample part keeps each small edit's own pull.
     sources: ``[B, num_ws, w_dim]``, other instances' w. When given, x₁ and x₂ *resample*
         instead of adding noise: they take their moved axes from ``sources`` (α = 1: the
         whole way, :func:`swap_axes`), so every perturbed w is one the mapping produces, as
@@ -329,6 +328,10 @@ def link_loss(
         raise ValueError("link_loss needs at least one link")
     if form not in LOSS_FORMS:
         raise ValueError(f"link loss form must be one of {LOSS_FORMS}, got {form!r}")
+    if not 0.0 <= mix <= 1.0:
+        raise ValueError(
+            f"link loss mix (the per-sample share's weight) must be in [0, 1], got {mix}"
+        )
     if groups is not None and not form.startswith("share"):
         raise ValueError(f"link loss groups (views of one sample) need a share form, got {form!r}")
     if groups is not None and groups.shape != ws.shape[:1]:

@@ -140,7 +140,8 @@ class LinkConfig:
     mix: float = 0.5
     """With ``form: share_mixed``: the per-sample share's weight in eq. 4, in [0, 1] (the
     pooled share gets the rest; 1 is ``share``, 0 ``share_pooled``). Refused with any other
-    form."""
+    form. On the 3-D preset under ``precond_clip: 2``, 0.25 and 0.75 both cost FID against
+    0.5 (docs/results.md)."""
     margin: float = 0.0
     """With the ``relative`` / ``share`` forms: each sample's share of change on the wrong
     side counts only above this (a hinge, e.g. 0.05), so a link already that local adds no

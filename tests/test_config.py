@@ -241,7 +241,7 @@ def test_contract_keys_exist_and_overrides_parse_as_yaml():
         (["link.margin=1"], "link.margin: expected a share in"),
         (["link.margin=0.1", "link.form=absolute"], "link.margin: needs a share form"),
         (["link.mix=1.5", "link.form=share_mixed"], r"link.mix: expected a weight in \[0, 1\]"),
-        (["link.mix=0.75", "link.form=share"], "link.mix: weighs share_mixed's two shares"),
+        (["link.mix=0.75", "link.form=share"], "link.mix: only read with link.form: share_mixed"),
         (["link.volume_around=-0.1"], "link.volume_around / volume_points: expected"),
         (["link.volume_points=1"], "link.volume_around / volume_points: expected"),
         (["novalue"], "expected key=value"),

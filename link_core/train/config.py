@@ -134,9 +134,10 @@ class LinkConfig:
     ``share_pooled``: ``share`` with eq. 4 as one share of the batch's summed change, views
     that hide the region included (with ``view_yaw_deg: 0`` the link cameras go all round):
     on the 3-D preset it removed the edits' tint of the back of the head but cost FID and
-    the front views' locality (docs/results.md). ``share_mixed``: the mean of ``share``'s
-    and ``share_pooled``'s eq. 4, so an edit whose change all escaped its region is pulled
-    back (per sample its share's gradient vanishes) and each small edit keeps its pull."""
+    the front views' locality (docs/results.md). ``share_mixed``: ``share``'s and
+    ``share_pooled``'s eq. 4 weighed by ``mix`` (by default their mean), so an edit whose
+    change all escaped its region is pulled back (per sample its share's gradient vanishes)
+    and each small edit keeps its pull."""
     mix: float = 0.5
     """With ``form: share_mixed``: the per-sample share's weight in eq. 4, in [0, 1] (the
     pooled share gets the rest; 1 is ``share``, 0 ``share_pooled``). Refused with any other

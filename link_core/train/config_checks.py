@@ -163,13 +163,9 @@ def validate_config(cfg: Any) -> None:
         raise ConfigError("link.margin: needs a share form (link.form: relative or share)")
     if not 0.0 <= cfg.link.mix <= 1.0:
         raise ConfigError(f"link.mix: expected a weight in [0, 1], got {cfg.link.mix!r}")
-    if cfg.link.mix != 0.5 and cfg.link.form != "share_mixed":
-        raise ConfigError(
-            f"link.mix: weighs share_mixed's two shares; link.form is {cfg.link.form!r}"
-        )
     if cfg.link.adv_adam not in ("link", "g"):
         raise ConfigError(f"link.adv_adam: expected 'link' or 'g', got {cfg.link.adv_adam!r}")
-    _check_link_optimizer_options(cfg.link)
+    _check_mode_options(cfg.link)
     if cfg.link.volume_around < 0 or cfg.link.volume_points < 2:
         raise ConfigError(
             "link.volume_around / volume_points: expected a distance >= 0 and at least 2 points,"
@@ -202,23 +198,26 @@ def validate_config(cfg: Any) -> None:
 
 OWN_OPTIMIZER_MODES = ("own", "precond")
 """The ``link.adam`` modes in which the link phase steps an optimizer of its own."""
-_LINK_OPTIMIZER_OPTIONS = {
-    "lr_gain": OWN_OPTIMIZER_MODES,
-    "lr_gain_end": OWN_OPTIMIZER_MODES,
-    "precond_clip": ("precond",),
-    "precond_clip_end": ("precond",),
-    "adv_adam": OWN_OPTIMIZER_MODES,
+_MODE_OPTIONS = {
+    "lr_gain": ("adam", OWN_OPTIMIZER_MODES),
+    "lr_gain_end": ("adam", OWN_OPTIMIZER_MODES),
+    "precond_clip": ("adam", ("precond",)),
+    "precond_clip_end": ("adam", ("precond",)),
+    "adv_adam": ("adam", OWN_OPTIMIZER_MODES),
+    "mix": ("form", ("share_mixed",)),
 }
-"""The link phase's own-optimizer options and the ``link.adam`` modes that read them."""
+"""Link options read under some modes only: the ``link`` key that picks the mode (the link
+phase's optimizer, ``adam``, or the loss form, ``form``) and the modes that read them."""
 
 
-def _check_link_optimizer_options(link: Any) -> None:
-    """An option of the link phase's own optimizer moved from its default under a
-    ``link.adam`` mode that never reads it is an error, not a setting silently ignored."""
+def _check_mode_options(link: Any) -> None:
+    """A link option moved from its default under a mode that never reads it (``link.adam``
+    or ``link.form``) is an error, not a setting silently ignored."""
     defaults = {f.name: f.default for f in dataclasses.fields(link)}
-    for name, modes in _LINK_OPTIMIZER_OPTIONS.items():
-        if getattr(link, name) != defaults[name] and link.adam not in modes:
+    for name, (key, modes) in _MODE_OPTIONS.items():
+        mode = getattr(link, key)
+        if getattr(link, name) != defaults[name] and mode not in modes:
             raise ConfigError(
-                f"link.{name}: only read with link.adam: {' or '.join(modes)} "
-                f"(got link.adam: {link.adam!r}, which ignores it)"
+                f"link.{name}: only read with link.{key}: {' or '.join(modes)} "
+                f"(got link.{key}: {mode!r}, which ignores it)"
             )

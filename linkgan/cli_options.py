@@ -362,7 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     a = p["demo"].add_argument
-    a("--kimg", type=float, default=None, help="training budget in thousand images (default 9)")
+    # The default is linkgan.demo.DEFAULT_KIMG (imported after parsing); a test keeps them equal.
+    a("--kimg", type=float, default=None, help="training budget in thousand images (default 13.5)")
     a(
         "--minutes",
         type=float,

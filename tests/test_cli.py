@@ -111,6 +111,15 @@ def test_every_subcommand_has_help_with_an_example(capsys):
     assert len(helps) == 1, helps
 
 
+def test_demo_help_states_the_default_budget(capsys):
+    from linkgan.demo import DEFAULT_KIMG
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"training budget in thousand images (default {DEFAULT_KIMG:g})" in text
+
+
 def test_version(capsys):
     import linkgan
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from link_core.errors import UserError
 from link_core.interface import parse_seeds
-from linkgan.cli_options import build_parser
+from linkgan.cli_options import DEMO_KIMG, build_parser
 
 
 def _seeds(text: str) -> list[int]:
@@ -69,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
         if args.sheet:
             print(f"wrote its contact sheet to {args.sheet}")
     elif cmd == "demo":
-        from linkgan.demo import DEFAULT_KIMG, run_demo
+        from linkgan.demo import run_demo
 
         # no budget given: the default in images; --minutes alone: minutes only
-        kimg = args.kimg if args.kimg is not None else 0.0 if args.minutes else DEFAULT_KIMG
+        kimg = args.kimg if args.kimg is not None else 0.0 if args.minutes else DEMO_KIMG
         run_demo(
             Path(args.out),
             args.minutes or 0.0,

@@ -21,9 +21,6 @@ from linkgan.rendering import axes_text
 
 CONFIGS = shipped_dir("configs")  # the repository's configs/, or the wheel's linkgan/configs
 DEFAULT_CONFIG = CONFIGS / "quickstart_3d.yaml"
-DEFAULT_KIMG = 13.5
-"""The default budget, in images rather than minutes so the demo learns the same on every
-machine (about 22 minutes on 2 idle CPU cores with rendering, README)."""
 
 
 def _log(message: str) -> None:

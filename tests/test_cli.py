@@ -112,12 +112,12 @@ def test_every_subcommand_has_help_with_an_example(capsys):
 
 
 def test_demo_help_states_the_default_budget(capsys):
-    from linkgan.demo import DEFAULT_KIMG
+    from linkgan.cli_options import DEMO_KIMG
 
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert f"training budget in thousand images (default {DEFAULT_KIMG:g})" in text
+    assert f"training budget in thousand images (default {DEMO_KIMG:g})" in text
 
 
 def test_version(capsys):
